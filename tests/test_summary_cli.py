@@ -1,0 +1,60 @@
+"""summary() and the seglab command line."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from seglab.arithmetic import receptive_field
+from seglab.cli import main
+from seglab.models import FCN, UNet
+from seglab.summary import summary
+
+
+def test_summary_of_fcn(capsys):
+    model = FCN(5, "8s")
+    rows = summary(model, (3, 64, 48))
+    printed = capsys.readouterr().out
+    assert rows[-1].output_shape == (1, 5, 64, 48) and rows[-1].total_stride == 1
+    assert sum(r.parameters for r in rows) == sum(p.numel() for p in model.parameters())
+    score_fr = next(r for r in rows if r.name == "score_fr")
+    assert score_fr.total_stride == 32 and score_fr.output_shape == (1, 5, 2, 2)
+    assert score_fr.receptive_field == receptive_field(model).size
+    assert "score_pool3" in printed and "parameters: " in printed
+
+
+def test_summary_of_unet_shows_skip_merges(capsys):
+    model = UNet(3, 2, depth=3, base_channels=8)
+    rows = summary(model, 37, print_table=False)
+    assert capsys.readouterr().out == ""
+    merges = [r for r in rows if r.kind == "Skip"]
+    assert [r.output_shape[1] for r in merges] == [64, 32, 16]  # C + C after each concatenation
+    bottleneck = [r for r in rows if r.name.startswith("encoder.3")][-1]
+    assert bottleneck.total_stride == 8 and bottleneck.receptive_field == receptive_field(model).size
+    assert rows[-1].output_shape == (1, 2, 37, 37)
+    assert model.training  # summary restores the mode it found
+
+
+def test_summary_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="input_size"):
+        summary(UNet(3, 2, depth=2), (1, 2, 3, 4, 5))
+
+
+def test_cli_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for key in ("seglab", "torch", "torchvision", "device (auto)", "torch threads"):
+        assert key in out
+
+
+def test_cli_help_lists_subcommands():
+    result = subprocess.run([sys.executable, "-m", "seglab", "--help"], capture_output=True, text=True, check=True)
+    assert "info" in result.stdout
+
+
+def test_console_script_is_installed():
+    script = shutil.which("seglab")
+    assert script, "the seglab console script is missing: install the package with pip install -e ."
+    result = subprocess.run([script, "info"], capture_output=True, text=True, check=True)
+    assert "torch" in result.stdout
