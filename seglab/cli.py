@@ -41,6 +41,73 @@ def _info(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _datasets(name: str, size: int, n_train: int, n_val: int, seed: int):
+    from seglab.data import NucleiDataset, SyntheticShapes
+
+    if name == "synthetic":
+        return SyntheticShapes(n_train, size=size, seed=seed), SyntheticShapes(n_val, size=size, seed=seed + 1)
+    return NucleiDataset("train", crop=size, n=n_train, seed=seed), NucleiDataset("val", crop=size)
+
+
+def _model(name: str, in_channels: int, num_classes: int, base_channels: int):
+    from seglab.models import build_model
+
+    if name == "unet":
+        return build_model("unet", in_channels=in_channels, num_classes=num_classes, base_channels=base_channels)
+    return build_model(name, in_channels=in_channels, num_classes=num_classes)
+
+
+def _print_result(result: dict, class_names) -> None:
+    width = max(len(n) for n in class_names)
+    print(f"{'class'.ljust(width)}    IoU   Dice")
+    for name, iou, dice in zip(class_names, result["iou"], result["dice"], strict=True):
+        print(f"{name.ljust(width)}  {iou:5.3f}  {dice:5.3f}")
+    print(f"{'mean'.ljust(width)}  {result['miou']:5.3f}  {result['mean_dice']:5.3f}")
+    print(f"pixel accuracy {result['pixel_accuracy']:.3f}, loss {result['loss']:.4f}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from seglab.train import atomic_write, evaluate, fit, load_checkpoint, make_loader, seed_everything
+
+    seed_everything(args.seed)
+    train_set, val_set = _datasets(args.data, args.size, args.n_train, args.n_val, args.seed)
+    model = _model(args.model, train_set.in_channels, train_set.num_classes, args.base_channels)
+    train_loader = make_loader(train_set, args.batch_size, train=True, device=args.device, seed=args.seed)
+    val_loader = make_loader(val_set, args.batch_size, train=False, device=args.device)
+    checkpoint = args.checkpoint or f"runs/{args.model}-{args.data}.pt"
+    history = fit(model, train_loader, val_loader, epochs=args.epochs, lr=args.lr, device=args.device,
+                  amp={"auto": "auto", "on": True, "off": False}[args.amp], checkpoint=checkpoint,
+                  resume=args.resume, progress=not args.no_progress, verbose=True)
+    if not history.epochs:
+        print(f"no epoch finished ({history.stop_reason}); nothing saved")
+        return 1
+    state = load_checkpoint(checkpoint)  # record how to rebuild the data for `seglab evaluate`
+    state["data"] = {"name": args.data, "size": args.size, "n_val": args.n_val, "seed": args.seed}
+    atomic_write(state, checkpoint)
+    result = evaluate(model, val_loader, train_set.num_classes, device=args.device)
+    print(f"\nvalidation after {len(history)} epochs ({sum(history['seconds']):.0f} s of training):")
+    _print_result(result, train_set.class_names)
+    print(f"checkpoint: {checkpoint}")
+    return 0 if history.stop_reason is None else 1
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from seglab.train import evaluate, load_model, make_loader
+
+    model, state = load_model(args.checkpoint)
+    data = state.get("data") or {}
+    name = args.data or data.get("name")
+    if name is None:
+        print("the checkpoint does not say which data it was trained on: pass --data", file=sys.stderr)
+        return 2
+    size = args.size or data.get("size", 64)
+    _, val_set = _datasets(name, size, 1, args.n_val or data.get("n_val", 200), data.get("seed", 0))
+    result = evaluate(model, make_loader(val_set, 64, train=False, device=args.device), device=args.device)
+    print(f"{args.checkpoint}: {state['config']['name']} after {state['epoch']} epochs, {name} validation data")
+    _print_result(result, val_set.class_names)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seglab",
@@ -48,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="versions, compute device and threads")
     info.set_defaults(func=_info)
+
+    train = sub.add_parser("train", help="train a model on the synthetic or the nuclei data")
+    train.add_argument("--data", choices=["synthetic", "nuclei"], default="synthetic")
+    train.add_argument("--model", choices=["unet", "fcn8s", "fcn16s", "fcn32s"], default="unet")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--size", type=int, default=64, help="image (crop) side in pixels")
+    train.add_argument("--n-train", type=int, default=1000, help="training images (crops) per epoch")
+    train.add_argument("--n-val", type=int, default=200, help="validation images (synthetic data)")
+    train.add_argument("--base-channels", type=int, default=16, help="U-Net width")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    train.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision")
+    train.add_argument("--checkpoint", help="where to save (default runs/MODEL-DATA.pt)")
+    train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="per-class IoU of a checkpoint on validation data")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--data", choices=["synthetic", "nuclei"], help="default: the data it was trained on")
+    evaluate.add_argument("--size", type=int)
+    evaluate.add_argument("--n-val", type=int)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 
@@ -57,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:  # bad input: a message, not a traceback
+        print(f"seglab {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

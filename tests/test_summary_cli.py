@@ -58,3 +58,23 @@ def test_console_script_is_installed():
     assert script, "the seglab console script is missing: install the package with pip install -e ."
     result = subprocess.run([script, "info"], capture_output=True, text=True, check=True)
     assert "torch" in result.stdout
+
+
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    checkpoint = tmp_path / "fcn.pt"
+    code = main(["train", "--data", "synthetic", "--model", "fcn32s", "--epochs", "1", "--n-train", "16",
+                 "--n-val", "8", "--size", "32", "--batch-size", "8", "--checkpoint", str(checkpoint),
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and checkpoint.is_file()
+    for name in ("background", "blob", "polygon", "curve", "spot", "mean", "pixel accuracy"):
+        assert name in out
+    assert main(["evaluate", str(checkpoint)]) == 0
+    assert "fcn32s after 1 epochs, synthetic" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"nope")
+    assert main(["evaluate", str(broken)]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err

@@ -1,0 +1,132 @@
+"""Real fluorescence microscopy: stained cell nuclei with ground-truth instance masks.
+
+The image and its instance labels come from the 2018 Data Science Bowl (BBBC038), as shipped with
+the ``stardist`` package; ``data/nuclei/PROVENANCE.md`` says exactly where from. One 512x512 image
+is split by region: the left ``1 - val_fraction`` of the columns is for training, the rest for
+validation, so no pixel is in both.
+
+Labels: ``"binary"`` (background, nucleus) or ``"3class"`` (background, interior, boundary). As in
+the U-Net paper, the boundary class separates touching nuclei: a nucleus pixel is "boundary" when
+one of its 4 neighbours belongs to a different label (background or another nucleus), so two
+touching nuclei are always divided by a line of boundary pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["DEFAULT_ROOT", "NucleiDataset", "instance_boundaries", "load_nuclei"]
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "nuclei"
+LABELS = {"binary": ("background", "nucleus"), "3class": ("background", "interior", "boundary")}
+PALETTES = {"binary": ((0, 0, 0), (0, 200, 120)), "3class": ((0, 0, 0), (0, 200, 120), (255, 60, 60))}
+
+
+def load_nuclei(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The image ``(512, 512)`` float32 in [0, 1] and its instance ids ``(512, 512)`` int64."""
+    from PIL import Image
+
+    root = Path(root) if root is not None else DEFAULT_ROOT
+    files = [root / "image.png", root / "instances.png"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"nuclei data not found: missing {', '.join(missing)}. Expected layout:\n"
+            f"  {root}/image.png       8-bit grayscale image\n"
+            f"  {root}/instances.png   8-bit instance ids (0 = background)\n"
+            "It ships with seglab in data/nuclei/ of the repository; pass root= if you moved it.")
+    image = np.asarray(Image.open(files[0]), dtype=np.float32) / 255.0
+    instances = np.asarray(Image.open(files[1])).astype(np.int64)
+    if image.ndim != 2 or image.shape != instances.shape:
+        raise ValueError(f"expected one grayscale image and instance map of the same size, got {image.shape} "
+                         f"and {instances.shape}")
+    return image, instances
+
+
+def instance_boundaries(instances: np.ndarray) -> np.ndarray:
+    """Boolean map of nucleus pixels with a 4-neighbour of a different label (edges count as same)."""
+    padded = np.pad(instances, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    differs = np.zeros(instances.shape, bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        differs |= padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx] != centre
+    return differs & (instances > 0)
+
+
+def _semantic_labels(instances: np.ndarray, labels: str) -> np.ndarray:
+    semantic = (instances > 0).astype(np.int64)  # 0 background, 1 nucleus
+    if labels == "3class":
+        semantic[instance_boundaries(instances)] = 2
+    return semantic
+
+
+class NucleiDataset(Dataset):
+    """Crops of the nuclei image: ``(image (1, crop, crop) float32, mask (crop, crop) int64)``.
+
+    ``split="train"``: ``n`` random crops of the training region, each with a random flip and 90°
+    rotation applied to image and mask together (deterministic per ``(seed, index)``).
+    ``split="val"``: the validation region cut into non-overlapping tiles, without augmentation.
+
+    >>> train, val = NucleiDataset("train", n=8), NucleiDataset("val")
+    >>> train[0][0].shape, len(val) > 0, train.class_names
+    (torch.Size([1, 64, 64]), True, ('background', 'interior', 'boundary'))
+    """
+
+    in_channels = 1
+    ignore_index = 255
+
+    def __init__(self, split: str = "train", *, crop: int = 64, n: int = 256, labels: str = "3class",
+                 val_fraction: float = 0.25, augment: bool | None = None, seed: int = 0,
+                 root: str | Path | None = None):
+        if split not in ("train", "val"):
+            raise ValueError(f'split must be "train" or "val", got {split!r}')
+        if labels not in LABELS:
+            raise ValueError(f"labels must be one of {sorted(LABELS)}, got {labels!r}")
+        image, instances = load_nuclei(root)
+        width = image.shape[1]
+        cut = round(width * (1 - val_fraction))
+        columns = slice(0, cut) if split == "train" else slice(cut, width)
+        self.image = np.ascontiguousarray(image[:, columns])
+        self.mask = _semantic_labels(instances, labels)[:, columns]  # boundaries use the full image
+        height, region_width = self.image.shape
+        if crop > min(height, region_width):
+            raise ValueError(f"crop {crop} is larger than the {split} region ({height}x{region_width}): "
+                             "use a smaller crop or another val_fraction")
+        self.split, self.crop, self.seed, self.labels = split, crop, seed, labels
+        self.augment = (split == "train") if augment is None else augment
+        self.class_names = LABELS[labels]
+        self.palette = PALETTES[labels]
+        self.num_classes = len(self.class_names)
+        if split == "train":
+            self.n = n
+        else:
+            self.tiles = [(y, x) for y in range(0, height - crop + 1, crop)
+                          for x in range(0, region_width - crop + 1, crop)]
+            self.n = len(self.tiles)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for {self.n} crops")
+        index %= self.n
+        rng = np.random.default_rng([self.seed, index])
+        if self.split == "train":
+            y = int(rng.integers(0, self.image.shape[0] - self.crop + 1))
+            x = int(rng.integers(0, self.image.shape[1] - self.crop + 1))
+        else:
+            y, x = self.tiles[index]
+        image = self.image[y:y + self.crop, x:x + self.crop]
+        mask = self.mask[y:y + self.crop, x:x + self.crop]
+        if self.augment:  # the same flip and rotation for image and mask
+            if rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+            turns = int(rng.integers(0, 4))
+            image, mask = np.rot90(image, turns), np.rot90(mask, turns)
+        image = torch.from_numpy(np.ascontiguousarray(image))[None]  # (1, crop, crop)
+        return image, torch.from_numpy(np.ascontiguousarray(mask))  # (crop, crop) int64

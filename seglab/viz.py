@@ -1,0 +1,127 @@
+"""Figures: masks in the class palette, overlays, prediction galleries and training curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["LivePlot", "colorize", "overlay", "plot_history", "show_predictions"]
+
+IGNORE_COLOUR = (255, 255, 255)
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def colorize(mask, palette, ignore_index: int = 255) -> np.ndarray:
+    """An RGB image ``(H, W, 3)`` uint8 of a label mask ``(H, W)``; ignored pixels are white."""
+    mask = _numpy(mask).astype(np.int64)
+    colours = np.zeros((256, 3), np.uint8)
+    colours[: len(palette)] = np.asarray(palette, np.uint8)
+    colours[ignore_index] = IGNORE_COLOUR
+    if mask.min() < 0 or (mask.max() >= len(palette) and not np.all(mask[mask >= len(palette)] == ignore_index)):
+        raise ValueError(f"mask values must be in [0, {len(palette)}) or {ignore_index}, "
+                         f"got {mask.min()}..{mask.max()}")
+    return colours[mask]
+
+
+def _as_rgb(image) -> np.ndarray:
+    """``(C, H, W)`` or ``(H, W)`` tensor/array -> ``(H, W, 3)`` float in [0, 1] (min-max scaled)."""
+    image = _numpy(image).astype(np.float32)
+    if image.ndim == 3:
+        image = image.transpose(1, 2, 0)
+        image = image[..., :3] if image.shape[-1] >= 3 else image[..., :1].repeat(3, -1)
+    else:
+        image = image[..., None].repeat(3, -1)
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def overlay(image, mask, palette, alpha: float = 0.45, ignore_index: int = 255) -> np.ndarray:
+    """The image with the mask's colours blended in (background, class 0, left unchanged)."""
+    rgb = _as_rgb(image)
+    colours = colorize(mask, palette, ignore_index).astype(np.float32) / 255
+    blend = _numpy(mask) != 0
+    rgb[blend] = (1 - alpha) * rgb[blend] + alpha * colours[blend]
+    return rgb
+
+
+def show_predictions(images, masks, predictions=None, *, palette, class_names=None, titles=None, max_images=6,
+                     ignore_index: int = 255):
+    """A gallery: one column per image; rows image, ground truth and (if given) each prediction.
+
+    ``predictions`` is a label tensor ``(B, H, W)`` or a dict ``{name: labels}`` to compare models.
+    Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if predictions is not None and not isinstance(predictions, dict):
+        predictions = {"prediction": predictions}
+    predictions = predictions or {}
+    count = min(len(images), max_images)
+    rows = 2 + len(predictions)
+    fig, axes = plt.subplots(rows, count, figsize=(1.9 * count, 1.9 * rows + 0.4), squeeze=False)
+    for j in range(count):
+        axes[0, j].imshow(_as_rgb(images[j]))
+        axes[1, j].imshow(colorize(masks[j], palette, ignore_index))
+        for i, labels in enumerate(predictions.values(), start=2):
+            axes[i, j].imshow(colorize(labels[j], palette, ignore_index))
+        if titles is not None:
+            axes[0, j].set_title(titles[j], fontsize=8)
+    for i, name in enumerate(["image", "ground truth", *predictions]):
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if class_names:
+        handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette, strict=False)]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if class_names else 0, 1, 1))
+    return fig
+
+
+def plot_history(history, axes=None):
+    """Loss and mIoU per epoch, training and validation; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    else:
+        fig = axes[0].figure
+    epochs = history["epoch"]
+    for ax, metric in zip(axes, ("loss", "miou"), strict=True):
+        ax.plot(epochs, history[f"train_{metric}"], "o-", label="train", markersize=3)
+        if any(v is not None for v in history[f"val_{metric}"]):
+            ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"loss": "cross-entropy loss", "miou": "mIoU"}[metric])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+class LivePlot:
+    """Training curves that redraw in place in a notebook after every epoch (a no-op elsewhere)."""
+
+    def __init__(self):
+        self.handle = None
+
+    def update(self, history) -> None:
+        import matplotlib.pyplot as plt
+
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        fig = plot_history(history)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)

@@ -1,0 +1,201 @@
+"""fit / evaluate / predict / checkpoints on the CPU, small models and data."""
+
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from seglab.data import SyntheticShapes
+from seglab.models import UNet
+from seglab.train import (
+    History,
+    TrainSettings,
+    evaluate,
+    fit,
+    load_checkpoint,
+    load_model,
+    make_loader,
+    predict,
+    save_checkpoint,
+    seed_everything,
+)
+
+
+def tiny_model(**kwargs):
+    seed_everything(0)
+    return UNet(1, 5, depth=2, base_channels=4, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    train = make_loader(SyntheticShapes(32, size=32, seed=0), 8, train=True)
+    val = make_loader(SyntheticShapes(16, size=32, seed=1), 16, train=False)
+    return train, val
+
+
+def test_fit_learns_and_records_history(loaders):
+    model = tiny_model()
+    history = fit(model, *loaders, epochs=3, lr=1e-2, progress=False)
+    assert len(history) == 3 and history.stop_reason is None
+    assert history["epoch"] == [1, 2, 3]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    for key in ("train_loss", "train_pixel_accuracy", "train_miou", "val_loss", "val_pixel_accuracy", "val_miou",
+                "lr", "images_per_second", "seconds"):
+        assert all(isinstance(v, float) and math.isfinite(v) for v in history[key]), key
+    assert len(history.last["val_iou"]) == 5
+    assert history.class_names == SyntheticShapes.class_names
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert len(history.plot().axes) == 2
+
+
+def test_settings_per_device():
+    cpu = TrainSettings.choose("cpu")
+    assert cpu.amp_dtype is None and cpu.channels_last and not cpu.grad_scaler
+    assert TrainSettings.choose("cpu", amp=True).amp_dtype == torch.bfloat16  # CPU autocast
+    with pytest.raises(ValueError, match="amp must be"):
+        TrainSettings.choose("cpu", amp="int8")
+
+
+def test_amp_path_runs_with_cpu_autocast(loaders):
+    model = tiny_model()
+    history = fit(model, *loaders, epochs=1, amp=True, progress=False)
+    assert math.isfinite(history.last["train_loss"]) and math.isfinite(history.last["val_miou"])
+    assert model.head.weight.dtype == torch.float32  # autocast keeps the weights in fp32
+
+
+def test_channels_last_gives_the_same_training_as_contiguous():
+    results = []
+    for channels_last in (True, False):
+        model = tiny_model(batch_norm=True)
+        loader = make_loader(SyntheticShapes(32, size=32, seed=0), 8, train=True, seed=5)  # same batch order
+        fit(model, loader, epochs=1, progress=False, channels_last=channels_last)
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-3, atol=1e-4)
+
+
+def test_evaluate_and_predict(loaders):
+    model = tiny_model()
+    result = evaluate(model, loaders[1])
+    assert {"loss", "pixel_accuracy", "iou", "miou", "dice", "matrix"} <= set(result)
+    assert result["matrix"].sum() == 16 * 32 * 32
+    image, _ = loaders[1].dataset[0]
+    assert predict(model, image).shape == (32, 32)
+    assert predict(model, loaders[1].dataset).shape == (16, 32, 32)
+    probabilities = predict(model, image[None], probabilities=True)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(1, 32, 32))
+
+
+def test_valid_padding_model_trains_on_cropped_targets():
+    model = UNet(1, 2, depth=1, base_channels=4, padding="valid")
+    data = TensorDataset(torch.randn(4, 1, 40, 40), torch.randint(0, 2, (4, 40, 40)))
+    history = fit(model, DataLoader(data, batch_size=2), DataLoader(data, batch_size=2), epochs=1, progress=False)
+    assert math.isfinite(history.last["val_loss"])
+
+
+def test_labels_out_of_range_raise_before_the_loss():
+    data = TensorDataset(torch.randn(2, 1, 32, 32), torch.full((2, 32, 32), 7))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 5\) or 255.*\[7\]"):
+        fit(tiny_model(), DataLoader(data, batch_size=2), epochs=1, progress=False)
+
+
+def test_non_finite_loss_restores_the_last_good_weights(loaders):
+    model = tiny_model()
+    fit(model, loaders[0], epochs=1, progress=False)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.randn(4, 1, 32, 32)
+    images[0, 0, 0, 0] = math.nan
+    bad = DataLoader(TensorDataset(images, torch.zeros(4, 32, 32, dtype=torch.long)), batch_size=4)
+    with pytest.warns(RuntimeWarning, match="loss became nan.*restored"):
+        history = fit(model, bad, epochs=2, progress=False)
+    assert history.stop_reason == "non-finite loss" and len(history) == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, good[key]), key
+
+
+class InterruptingLoader:
+    """Yields the batches of a loader and presses Ctrl-C in the given epoch."""
+
+    def __init__(self, loader, epoch):
+        self.loader, self.epoch, self.calls = loader, epoch, 0
+        self.dataset = loader.dataset
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.calls += 1
+        for i, batch in enumerate(self.loader):
+            if self.calls == self.epoch and i == 1:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_weights(loaders):
+    model = tiny_model()
+    before = model.head.weight.detach().clone()
+    history = fit(model, InterruptingLoader(loaders[0], epoch=2), epochs=5, progress=False)
+    assert history.stop_reason == "interrupted" and len(history) == 1
+    assert not torch.equal(model.head.weight, before)  # trained weights are kept
+
+
+def test_checkpoint_and_resume(loaders, tmp_path):
+    path = tmp_path / "run" / "unet.pt"
+    model = tiny_model()
+    fit(model, *loaders, epochs=2, checkpoint=path, progress=False)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 2 and state["config"]["name"] == "unet" and len(state["history"]["epochs"]) == 2
+    assert [p.name for p in path.parent.iterdir()] == ["unet.pt"]  # no temporary files left behind
+
+    resumed = tiny_model()  # fresh weights: resume must load the checkpoint's
+    history = fit(resumed, *loaders, epochs=4, checkpoint=path, resume=True, progress=False)
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert history.epochs[:2] == state["history"]["epochs"]
+    assert load_checkpoint(path)["epoch"] == 4
+
+    rebuilt, _ = load_model(path)
+    for a, b in zip(rebuilt.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    model = tiny_model()
+    save_checkpoint(path, model=model, epoch=1)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model=model, epoch=2)
+    assert path.read_bytes() == before  # the old checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_corrupt_or_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(broken)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": 1}, other)
+    with pytest.raises(ValueError, match="not a seglab checkpoint"):
+        load_checkpoint(other)
+
+
+def test_history_round_trip():
+    history = History([{"epoch": 1, "train_loss": 0.5}], ("a", "b"), "interrupted")
+    assert History.from_dict(history.to_dict()) == history
+
+
+def test_fit_argument_errors(loaders):
+    with pytest.raises(ValueError, match="epochs"):
+        fit(tiny_model(), loaders[0], epochs=0)
+    with pytest.raises(ValueError, match="scheduler"):
+        fit(tiny_model(), loaders[0], epochs=1, scheduler="step", progress=False)
