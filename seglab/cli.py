@@ -41,22 +41,6 @@ def _info(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _datasets(name: str, size: int, n_train: int, n_val: int, seed: int):
-    from seglab.data import NucleiDataset, SyntheticShapes
-
-    if name == "synthetic":
-        return SyntheticShapes(n_train, size=size, seed=seed), SyntheticShapes(n_val, size=size, seed=seed + 1)
-    return NucleiDataset("train", crop=size, n=n_train, seed=seed), NucleiDataset("val", crop=size)
-
-
-def _model(name: str, in_channels: int, num_classes: int, base_channels: int):
-    from seglab.models import build_model
-
-    if name == "unet":
-        return build_model("unet", in_channels=in_channels, num_classes=num_classes, base_channels=base_channels)
-    return build_model(name, in_channels=in_channels, num_classes=num_classes)
-
-
 def _print_result(result: dict, class_names) -> None:
     width = max(len(n) for n in class_names)
     print(f"{'class'.ljust(width)}    IoU   Dice")
@@ -66,25 +50,31 @@ def _print_result(result: dict, class_names) -> None:
     print(f"pixel accuracy {result['pixel_accuracy']:.3f}, loss {result['loss']:.4f}")
 
 
-def _train(args: argparse.Namespace) -> int:
-    from seglab.train import atomic_write, evaluate, fit, load_checkpoint, make_loader, seed_everything
+def _recipe(args: argparse.Namespace):
+    from seglab.recipes import Recipe
 
-    seed_everything(args.seed)
-    train_set, val_set = _datasets(args.data, args.size, args.n_train, args.n_val, args.seed)
-    model = _model(args.model, train_set.in_channels, train_set.num_classes, args.base_channels)
-    train_loader = make_loader(train_set, args.batch_size, train=True, device=args.device, seed=args.seed)
-    val_loader = make_loader(val_set, args.batch_size, train=False, device=args.device)
+    return Recipe(data=args.data, size=args.size, n_train=args.n_train, n_val=args.n_val, epochs=args.epochs,
+                  batch_size=args.batch_size, lr=args.lr, base_channels=args.base_channels, seed=args.seed)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from seglab.recipes import train_model
+    from seglab.train import atomic_write, evaluate, load_checkpoint, make_loader
+
+    recipe = _recipe(args)
     checkpoint = args.checkpoint or f"runs/{args.model}-{args.data}.pt"
-    history = fit(model, train_loader, val_loader, epochs=args.epochs, lr=args.lr, device=args.device,
-                  amp={"auto": "auto", "on": True, "off": False}[args.amp], checkpoint=checkpoint,
-                  resume=args.resume, progress=not args.no_progress, verbose=True)
+    print(f"training {args.model} on {args.data} data for {args.epochs} epochs (device {args.device})")
+    model, history, (train_set, val_set) = train_model(args.model, recipe, device=args.device, checkpoint=checkpoint,
+                                                       resume=args.resume, progress=not args.no_progress)
     if not history.epochs:
         print(f"no epoch finished ({history.stop_reason}); nothing saved")
         return 1
-    state = load_checkpoint(checkpoint)  # record how to rebuild the data for `seglab evaluate`
-    state["data"] = {"name": args.data, "size": args.size, "n_val": args.n_val, "seed": args.seed}
+    state = load_checkpoint(checkpoint)  # record the recipe, so `seglab evaluate` can rebuild the data
+    state["recipe"] = asdict(recipe)
     atomic_write(state, checkpoint)
-    result = evaluate(model, val_loader, train_set.num_classes, device=args.device)
+    result = evaluate(model, make_loader(val_set, 64, train=False, device=args.device), device=args.device)
     print(f"\nvalidation after {len(history)} epochs ({sum(history['seconds']):.0f} s of training):")
     _print_result(result, train_set.class_names)
     print(f"checkpoint: {checkpoint}")
@@ -92,18 +82,22 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from seglab.recipes import Recipe, make_datasets
     from seglab.train import evaluate, load_model, make_loader
 
     model, state = load_model(args.checkpoint)
-    data = state.get("data") or {}
-    name = args.data or data.get("name")
-    if name is None:
+    recipe = Recipe(**state["recipe"]) if state.get("recipe") else None
+    if recipe is None and args.data is None:
         print("the checkpoint does not say which data it was trained on: pass --data", file=sys.stderr)
         return 2
-    size = args.size or data.get("size", 64)
-    _, val_set = _datasets(name, size, 1, args.n_val or data.get("n_val", 200), data.get("seed", 0))
+    recipe = recipe or Recipe()
+    changes = {k: v for k, v in (("data", args.data), ("size", args.size), ("n_val", args.n_val)) if v is not None}
+    recipe = replace(recipe, **changes)
+    _, val_set = make_datasets(replace(recipe, n_train=1))
     result = evaluate(model, make_loader(val_set, 64, train=False, device=args.device), device=args.device)
-    print(f"{args.checkpoint}: {state['config']['name']} after {state['epoch']} epochs, {name} validation data")
+    print(f"{args.checkpoint}: {state['config']['name']} after {state['epoch']} epochs, {recipe.data} validation data")
     _print_result(result, val_set.class_names)
     return 0
 
@@ -120,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", choices=["synthetic", "nuclei"], default="synthetic")
     train.add_argument("--model", choices=["unet", "fcn8s", "fcn16s", "fcn32s"], default="unet")
     train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--lr", type=float, default=3e-3)
     train.add_argument("--size", type=int, default=64, help="image (crop) side in pixels")
     train.add_argument("--n-train", type=int, default=1000, help="training images (crops) per epoch")
     train.add_argument("--n-val", type=int, default=200, help="validation images (synthetic data)")

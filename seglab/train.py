@@ -170,7 +170,7 @@ def _make_scheduler(scheduler, optimizer, lr: float, total_steps: int):
 # fit
 # --------------------------------------------------------------------------------------------
 
-def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: float = 2e-3,
+def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: float = 3e-3,
         weight_decay: float = 1e-4, optimizer: torch.optim.Optimizer | None = None, scheduler="onecycle",
         num_classes: int | None = None, ignore_index: int = 255, class_weights: torch.Tensor | None = None,
         device: str | torch.device = "auto", amp="auto", channels_last="auto", compile: bool = False,

@@ -60,65 +60,96 @@ def _smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return rows[:, low] * (1 - frac) + rows[:, low + 1] * frac  # (size, size)
 
 
+def _ellipse(rng, size, yy, xx):
+    cy, cx = rng.uniform(0.15, 0.85, 2) * size
+    ry, rx = rng.uniform(0.09, 0.2, 2) * size
+    t = rng.uniform(0, np.pi)
+    dy, dx = yy - cy, xx - cx
+    u, v = dx * np.cos(t) + dy * np.sin(t), -dx * np.sin(t) + dy * np.cos(t)
+    return (u / rx) ** 2 + (v / ry) ** 2 <= 1
+
+
+def _polygon(rng, size, yy, xx):
+    """A convex triangle or quadrilateral, corners spread evenly so that it is never a sliver."""
+    corners = int(rng.integers(3, 5))
+    cy, cx = rng.uniform(0.15, 0.85, 2) * size
+    radius = rng.uniform(0.09, 0.18) * size
+    jitter = 0.4 if corners == 4 else 0.3
+    angles = rng.uniform(0, 2 * np.pi) + np.arange(corners) * 2 * np.pi / corners + rng.uniform(-jitter, jitter,
+                                                                                                 corners)
+    py, px = cy + radius * np.sin(angles), cx + radius * np.cos(angles)
+    inside = np.ones((size, size), bool)
+    for i in range(corners):  # inside every half-plane left of the edges, taken in order
+        j = (i + 1) % corners
+        inside &= (px[j] - px[i]) * (yy - py[i]) - (py[j] - py[i]) * (xx - px[i]) >= 0
+    return inside
+
+
+def _curve(rng, size, width_range):
+    """A thin sine-like curve, ``width`` pixels wide."""
+    width = rng.integers(width_range[0], width_range[1] + 1)
+    t = np.linspace(0, 1, 4 * size)
+    start, direction = rng.uniform(0.1, 0.9, 2) * size, rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(0.5, 0.9) * size
+    bend, waves, phase = rng.uniform(2, 7), rng.uniform(0.5, 2), rng.uniform(0, 2 * np.pi)
+    along, across = t * length, bend * np.sin(2 * np.pi * waves * t + phase)
+    cy = start[0] + along * np.sin(direction) + across * np.cos(direction)
+    cx = start[1] + along * np.cos(direction) - across * np.sin(direction)
+    region = np.zeros((size, size), bool)
+    for oy in range(width):
+        for ox in range(width):
+            iy, ix = np.floor(cy).astype(int) + oy, np.floor(cx).astype(int) + ox
+            keep = (iy >= 0) & (iy < size) & (ix >= 0) & (ix < size)
+            region[iy[keep], ix[keep]] = True
+    return region
+
+
+def _spot(rng, size, yy, xx, radius_range):
+    cy, cx = rng.uniform(2, size - 2, 2)
+    radius = rng.uniform(*radius_range)
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2
+
+
+def _grow(region: np.ndarray) -> np.ndarray:
+    """``region`` plus its 8 neighbours (so objects placed outside it never touch it)."""
+    grown = region.copy()
+    grown[1:] |= region[:-1]
+    grown[:-1] |= region[1:]
+    grown[:, 1:] |= grown[:, :-1].copy()
+    grown[:, :-1] |= grown[:, 1:].copy()
+    return grown
+
+
 def render_shapes(rng: np.random.Generator, size: int = 64,
                   config: ShapesConfig = ShapesConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """One image ``(size, size)`` float32 in about [0, 1] and its mask ``(size, size)`` uint8."""
+    """One image ``(size, size)`` float32 in about [0, 1] and its mask ``(size, size)`` uint8.
+
+    Blobs, polygons and spots never overlap or touch (up to 4 tries each to find a free place, else
+    the object is left out); curves may cross them. Each object is brighter or darker than what lies
+    under it, so its whole outline is visible and only its shape tells its class.
+    """
     c = config
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * xx + np.sin(angle) * yy) / size  # (size, size), about [-1.4, 1.4]
-    background = 0.5 + c.texture * _smooth_field(rng, size, 4) * 0.5 + c.gradient * (ramp - ramp.mean())
-    image = background.astype(np.float32)
+    image = (0.5 + c.texture * _smooth_field(rng, size, 4) * 0.5 + c.gradient * (ramp - ramp.mean())).astype(
+        np.float32)
     mask = np.zeros((size, size), np.uint8)
 
-    def paint(region: np.ndarray, label: int) -> None:
-        sign = rng.choice((-1.0, 1.0))
-        image[region] = background[region] + sign * rng.uniform(*c.contrast)
-        mask[region] = label
-
-    for _ in range(rng.integers(c.blobs[0], c.blobs[1] + 1)):  # 1: ellipses
-        cy, cx = rng.uniform(0.15, 0.85, 2) * size
-        ry, rx = rng.uniform(0.09, 0.2, 2) * size
-        t = rng.uniform(0, np.pi)
-        dy, dx = yy - cy, xx - cx
-        u, v = dx * np.cos(t) + dy * np.sin(t), -dx * np.sin(t) + dy * np.cos(t)
-        paint((u / rx) ** 2 + (v / ry) ** 2 <= 1, 1)
-
-    for _ in range(rng.integers(c.polygons[0], c.polygons[1] + 1)):  # 2: convex 3- or 4-gons
-        corners = int(rng.integers(3, 5))
-        cy, cx = rng.uniform(0.15, 0.85, 2) * size
-        radius = rng.uniform(0.09, 0.18) * size
-        jitter = 0.4 if corners == 4 else 0.3  # spread corners evenly, so no polygon is a sliver
-        angles = rng.uniform(0, 2 * np.pi) + np.arange(corners) * 2 * np.pi / corners \
-            + rng.uniform(-jitter, jitter, corners)
-        py, px = cy + radius * np.sin(angles), cx + radius * np.cos(angles)
-        inside = np.ones((size, size), bool)
-        for i in range(corners):  # inside all half-planes of the counter-clockwise edges
-            j = (i + 1) % corners
-            inside &= (px[j] - px[i]) * (yy - py[i]) - (py[j] - py[i]) * (xx - px[i]) >= 0
-        paint(inside, 2)
-
-    for _ in range(rng.integers(c.curves[0], c.curves[1] + 1)):  # 3: thin sine-like curves
-        width = rng.integers(c.curve_width[0], c.curve_width[1] + 1)
-        t = np.linspace(0, 1, 4 * size)
-        start, direction = rng.uniform(0.1, 0.9, 2) * size, rng.uniform(0, 2 * np.pi)
-        length = rng.uniform(0.5, 0.9) * size
-        bend, waves, phase = rng.uniform(2, 7), rng.uniform(0.5, 2), rng.uniform(0, 2 * np.pi)
-        along, across = t * length, bend * np.sin(2 * np.pi * waves * t + phase)
-        cy = start[0] + along * np.sin(direction) + across * np.cos(direction)
-        cx = start[1] + along * np.cos(direction) - across * np.sin(direction)
-        region = np.zeros((size, size), bool)
-        for oy in range(width):
-            for ox in range(width):
-                iy, ix = np.floor(cy).astype(int) + oy, np.floor(cx).astype(int) + ox
-                keep = (iy >= 0) & (iy < size) & (ix >= 0) & (ix < size)
-                region[iy[keep], ix[keep]] = True
-        paint(region, 3)
-
-    for _ in range(rng.integers(c.spots[0], c.spots[1] + 1)):  # 4: small spots
-        cy, cx = rng.uniform(2, size - 2, 2)
-        radius = rng.uniform(*c.spot_radius)
-        paint((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2, 4)
+    makers = (
+        (1, c.blobs, lambda: _ellipse(rng, size, yy, xx)),
+        (2, c.polygons, lambda: _polygon(rng, size, yy, xx)),
+        (3, c.curves, lambda: _curve(rng, size, c.curve_width)),
+        (4, c.spots, lambda: _spot(rng, size, yy, xx, c.spot_radius)),
+    )
+    for label, (low, high), make in makers:
+        for _ in range(rng.integers(low, high + 1)):
+            for _attempt in range(4):
+                region = make()
+                if label == 3 or not (region & _grow(mask > 0)).any():
+                    image[region] += rng.choice((-1.0, 1.0)) * rng.uniform(*c.contrast)
+                    mask[region] = label
+                    break
 
     image += rng.normal(0, c.noise, image.shape).astype(np.float32)
     return image, mask

@@ -1,0 +1,56 @@
+"""FCN-32s, FCN-16s, FCN-8s and U-Net on the default synthetic task with the default CPU recipe.
+
+Targets on a 2-core CPU with no other load: U-Net >= 0.85 mIoU within 20 epochs of 1,000 images;
+FCN-32s < FCN-16s < FCN-8s < U-Net with each gap >= 0.05 mIoU; each model's run <= 3 minutes.
+
+    python benchmarks/time_to_miou.py [--epochs 20] [--models unet fcn8s ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, table  # noqa: E402
+
+from seglab.recipes import MODEL_NAMES, Recipe, train_model  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=Recipe.epochs)
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    args = parser.parse_args()
+    recipe = replace(Recipe(), epochs=args.epochs)
+    print(f"machine: {machine()}\nrecipe: {recipe}\n")
+    rows, mious = [], {}
+    for name in args.models:
+        start = time.perf_counter()
+        _, history, (train_set, _) = train_model(name, recipe, progress=False)
+        seconds = time.perf_counter() - start
+        last = history.last
+        reached = next((e["epoch"] for e in history.epochs if e["val_miou"] >= 0.85), "-")
+        mious[name] = last["val_miou"]
+        rows.append([name, len(history), round(seconds), reached, *last["val_iou"], last["val_miou"]])
+        print(f"{name}: {seconds:.0f} s, mIoU {last['val_miou']:.3f}", flush=True)
+    print()
+    print(table(["model", "epochs", "seconds", "epoch mIoU>=0.85", *train_set.class_names, "mIoU"], rows))
+    checks = []
+    if "unet" in mious:
+        checks.append(("U-Net mIoU >= 0.85", mious["unet"] >= 0.85))
+    ordered = [m for m in MODEL_NAMES if m in mious]
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        checks.append((f"{b} - {a} >= 0.05 mIoU", mious[b] - mious[a] >= 0.05))
+    checks += [(f"{row[0]} run <= 180 s", row[2] <= 180) for row in rows]
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
