@@ -9,23 +9,25 @@ FCN-32s < FCN-16s < FCN-8s < U-Net with each gap >= 0.05 mIoU; each model's run 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, table  # noqa: E402
+from _common import machine, table
 
-from seglab.recipes import MODEL_NAMES, Recipe, train_model  # noqa: E402
+from seglab.recipes import MODEL_NAMES, Recipe, train_model
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=Recipe.epochs)
+    parser.add_argument("--n-train", type=int, default=Recipe.n_train)
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     args = parser.parse_args()
-    recipe = replace(Recipe(), epochs=args.epochs)
+    recipe = replace(Recipe(), epochs=args.epochs, n_train=args.n_train)
     print(f"machine: {machine()}\nrecipe: {recipe}\n")
     rows, mious = [], {}
     for name in args.models:
@@ -43,7 +45,7 @@ def main() -> int:
     if "unet" in mious:
         checks.append(("U-Net mIoU >= 0.85", mious["unet"] >= 0.85))
     ordered = [m for m in MODEL_NAMES if m in mious]
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         checks.append((f"{b} - {a} >= 0.05 mIoU", mious[b] - mious[a] >= 0.05))
     checks += [(f"{row[0]} run <= 180 s", row[2] <= 180) for row in rows]
     print()

@@ -24,13 +24,15 @@ def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | Non
 
     Run it before the loss: an out-of-range label otherwise ends in a device-side assert on CUDA.
     """
+    counted = target if ignore_index is None else target.masked_fill(target == ignore_index, 0)
+    if counted.numel() == 0 or (int(counted.amin()) >= 0 and int(counted.amax()) < num_classes):
+        return  # the fast path: two reductions, no boolean indexing
     valid = (target >= 0) & (target < num_classes)
     if ignore_index is not None:
         valid |= target == ignore_index
-    if not bool(valid.all()):
-        bad = torch.unique(target[~valid])[:10].tolist()
-        raise ValueError(f"labels must be in [0, {num_classes}) or {ignore_index} (ignored), found {bad}: "
-                         f"check the data set's num_classes ({num_classes}) and its label encoding")
+    bad = torch.unique(target[~valid])[:10].tolist()
+    raise ValueError(f"labels must be in [0, {num_classes}) or {ignore_index} (ignored), found {bad}: "
+                     f"check the data set's num_classes ({num_classes}) and its label encoding")
 
 
 class ConfusionMatrix:
@@ -65,10 +67,12 @@ class ConfusionMatrix:
         check_labels(target, self.num_classes, self.ignore_index)
         if self.matrix.device != target.device:
             self.matrix = self.matrix.to(target.device)
-        keep = target != self.ignore_index if self.ignore_index is not None else torch.ones_like(target, dtype=bool)
-        index = target[keep] * self.num_classes + preds[keep].to(target.dtype)
-        self.matrix += torch.bincount(index, minlength=self.num_classes ** 2).reshape(self.num_classes,
-                                                                                      self.num_classes)
+        k = self.num_classes
+        index = target.long() * k + preds.long()  # (B, H, W): cell of the matrix for every pixel
+        if self.ignore_index is not None:  # ignored pixels go to an extra bin that is dropped
+            index = index.masked_fill(target == self.ignore_index, k * k)
+        counts = torch.bincount(index.flatten(), minlength=k * k + 1)[: k * k]
+        self.matrix += counts.reshape(k, k)
 
     def merge(self, other: ConfusionMatrix) -> None:
         """Add another matrix's counts (e.g. from another process)."""

@@ -1,0 +1,22 @@
+"""The benchmark scripts run (tiny sizes: this checks that they work, not their targets)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("time_to_miou.py", ["--epochs", "1", "--n-train", "16", "--models", "fcn32s", "unet"], "mIoU"),
+    ("throughput.py", ["--seconds", "0.2", "--batch-size", "2", "--size", "32"], "fraction of peak"),
+    ("overhead.py", ["--images", "16", "--repeats", "1", "--epochs", "1"], "fit() / minimal loop"),
+    ("metrics_speed.py", ["--batches", "2", "--repeats", "1"], "same mIoU"),
+])
+def test_benchmark_script_runs(script, args, expect):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert expect in result.stdout
