@@ -199,3 +199,12 @@ def test_fit_argument_errors(loaders):
         fit(tiny_model(), loaders[0], epochs=0)
     with pytest.raises(ValueError, match="scheduler"):
         fit(tiny_model(), loaders[0], epochs=1, scheduler="step", progress=False)
+
+
+def test_fit_with_torch_compile():
+    model = UNet(1, 3, depth=1, base_channels=4)
+    data = DataLoader(TensorDataset(torch.randn(8, 1, 32, 32), torch.randint(0, 3, (8, 32, 32))), batch_size=4)
+    before = model.head.weight.detach().clone()
+    history = fit(model, data, data, epochs=1, compile=True, progress=False)
+    assert math.isfinite(history.last["val_loss"])
+    assert not torch.equal(model.head.weight, before)  # the compiled module trained the model's own weights
