@@ -102,6 +102,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    from seglab.course.release import release_all
+
+    for path in release_all(args.source, args.target):
+        print(f"released {path}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from seglab.course.grade import grade, summary, write_csv
+
+    rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
+                 total_timeout=args.total_timeout, workers=args.workers)
+    write_csv(rows, args.out)
+    print(summary(rows))
+    print(f"\n{len(rows)} rows written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seglab",
@@ -135,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n-val", type=int)
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=_evaluate)
+
+    release = sub.add_parser("release", help="write the student notebooks from the solution notebooks")
+    release.add_argument("--source", default="solutions", help="solution notebooks (default: solutions)")
+    release.add_argument("--target", default="notebooks", help="student notebooks (default: notebooks)")
+    release.set_defaults(func=_release)
+
+    grade = sub.add_parser("grade", help="grade a submitted notebook or a folder of them into a CSV table")
+    grade.add_argument("submissions", help="a notebook, a folder of <student>.ipynb, or nbgrader's submitted/")
+    grade.add_argument("--out", default="grades.csv")
+    grade.add_argument("--timeout", type=float, default=60, help="seconds per cell (default 60)")
+    grade.add_argument("--total-timeout", type=float, default=900, help="seconds per notebook (default 900)")
+    grade.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
+    grade.add_argument("--solutions", default="solutions", help="solution notebooks with the official checks")
+    grade.set_defaults(func=_grade)
     return parser
 
 

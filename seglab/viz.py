@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["LivePlot", "colorize", "overlay", "plot_history", "show_predictions"]
+__all__ = ["LivePlot", "colorize", "overlay", "plot_history", "plot_receptive_field_growth", "show_predictions"]
 
 IGNORE_COLOUR = (255, 255, 255)
 
@@ -125,3 +125,43 @@ class LivePlot:
         else:
             self.handle.update(fig)
         plt.close(fig)
+
+
+def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
+    """Two panels: receptive-field size and jump (total stride) after each layer of a stack, and the
+    receptive field of the central output pixel after each pooling drawn on an ``image_size`` canvas."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from seglab.arithmetic import _as_geometries, receptive_fields
+
+    geometries = _as_geometries(layers)
+    fields = receptive_fields(geometries)
+    names = names or [f"{'pool' if g.stride > 1 else 'conv'} {n + 1}" for n, g in enumerate(geometries)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    x = range(1, len(fields) + 1)
+    left.plot(x, [f.size for f in fields], "o-", label="receptive field (pixels)")
+    left.plot(x, [f.jump for f in fields], "s--", label="jump = total stride (pixels)")
+    left.set_xticks(list(x))
+    left.set_xticklabels(names, rotation=90, fontsize=7)
+    left.set_yscale("log", base=2)
+    left.grid(alpha=0.3)
+    left.legend()
+    left.set_title("growth layer by layer")
+    right.add_patch(Rectangle((0, 0), image_size, image_size, facecolor="#eeeeee", edgecolor="black"))
+    centre = image_size / 2
+    downsampling = [n for n, g in enumerate(geometries) if g.stride > 1] or [len(geometries) - 1]
+    colours = plt.cm.viridis([i / max(len(downsampling) - 1, 1) for i in range(len(downsampling))])
+    for colour, n in zip(colours, downsampling, strict=True):
+        size = fields[n].size
+        right.add_patch(Rectangle((centre - size / 2, centre - size / 2), size, size, fill=False, edgecolor=colour,
+                                  linewidth=2, label=f"after {names[n]}: {size:g} px, stride {fields[n].jump:g}"))
+    margin = max(fields[n].size for n in downsampling) / 2 - image_size / 2
+    lim = (-max(margin, 0) - 5, image_size + max(margin, 0) + 5)
+    right.set_xlim(*lim)
+    right.set_ylim(*lim)
+    right.set_aspect("equal")
+    right.legend(fontsize=7, loc="lower left")
+    right.set_title(f"receptive field of the central pixel on a {image_size}x{image_size} image")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,206 @@
+"""Checks for notebook 01, convolution arithmetic. PyTorch's layers are the oracle: the output
+size is whatever ``F.conv2d``, ``F.conv_transpose2d`` or ``F.max_pool2d`` actually produce."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+
+from seglab.checks import Checker, require, run_check
+
+__all__ = ["check_conv_output_size", "check_pool_output_size", "check_receptive_field",
+           "check_transposed_conv_output_size"]
+
+POINTS = {"conv_output_size": 2, "pool_output_size": 2, "transposed_conv_output_size": 2, "receptive_field": 3}
+
+
+def _torch_size(run) -> int | None:
+    try:
+        with torch.no_grad():
+            return int(run().shape[-2])
+    except RuntimeError:
+        return None
+
+
+def _conv(i, k, s, p, d):
+    return _torch_size(lambda: F.conv2d(torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1),
+                                        padding=(p, 0), dilation=(d, 1)))
+
+
+def _as_int(value, case: str) -> int:
+    require(isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == int(value),
+            f"return a whole number (int), got {value!r} for {case}: use // for floor division")
+    return int(value)
+
+
+def check_conv_output_size(fn, cases: int = 30, seed: int | None = None):
+    """``fn(i, k, s=1, p=0, d=1)`` against ``F.conv2d``."""
+
+    def body(c: Checker, rng: random.Random):
+        require(callable(fn), "pass your function conv_output_size itself")
+        done = 0
+        while done < cases:
+            i, k, s = rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4)
+            p, d = rng.randint(0, 3), rng.randint(1, 3)
+            truth = _conv(i, k, s, p, d)
+            if truth is None:
+                continue
+            case = f"i={i}, k={k}, s={s}, p={p}, d={d}"
+            got = _as_int(fn(i, k, s, p, d), case)
+            done += 1
+            if got == truth:
+                c.ok()
+                continue
+            span = d * (k - 1) + 1
+            if got == (i + 2 * p - k) // s + 1 and d > 1:
+                hint = "did you forget the dilation? A dilated kernel spans d·(k−1)+1 pixels."
+            elif got == (i + p - span) // s + 1:
+                hint = "padding p is added on each side: the padded input has i + 2p pixels."
+            elif got in (truth - 1, truth + 1):
+                hint = "off by one: count the first window (+1) and round down (//) the number of further steps."
+            else:
+                hint = "the output size is floor((i + 2p − d·(k−1) − 1) / s) + 1."
+            c.fail(f"{case}: you said {got}, PyTorch gives {truth}", hint)
+
+    return run_check("conv_output_size", POINTS["conv_output_size"], "conv_output_size", body, seed)
+
+
+def check_pool_output_size(fn, cases: int = 30, seed: int | None = None):
+    """``fn(i, k, s=None, p=0, ceil_mode=False)`` against ``F.max_pool2d``."""
+
+    def body(c: Checker, rng: random.Random):
+        require(callable(fn), "pass your function pool_output_size itself")
+        done = 0
+        while done < cases:
+            i, k = rng.randint(2, 40), rng.randint(2, 5)
+            s, p, ceil_mode = rng.randint(1, 4), rng.randint(0, k // 2), rng.random() < 0.5
+            stride_given = rng.random() < 0.7
+            stride = s if stride_given else k
+            truth = _torch_size(lambda i=i, k=k, stride=stride, p=p, ceil_mode=ceil_mode: F.max_pool2d(
+                torch.zeros(1, 1, i, 1), (k, 1), stride=(stride, 1), padding=(p, 0), ceil_mode=ceil_mode))
+            if truth is None:
+                continue
+            args = (i, k, s, p, ceil_mode) if stride_given else (i, k, None, p, ceil_mode)
+            case = f"i={i}, k={k}, s={args[2]}, p={p}, ceil_mode={ceil_mode}"
+            got = _as_int(fn(*args), case)
+            done += 1
+            if got == truth:
+                c.ok()
+                continue
+            if not stride_given and got == (i + 2 * p - k) + 1:
+                hint = "when s is None the stride is the kernel size (non-overlapping windows)."
+            elif ceil_mode and got == (i + 2 * p - k) // stride + 1:
+                hint = "with ceil_mode=True round up, not down (a last, partial window counts)."
+            elif ceil_mode and got == truth + 1:
+                hint = "with ceil_mode=True a last window that would start inside the right padding is dropped."
+            else:
+                hint = "the output size is floor((i + 2p − k) / s) + 1 (ceil with ceil_mode)."
+            c.fail(f"{case}: you said {got}, PyTorch gives {truth}", hint)
+
+    return run_check("pool_output_size", POINTS["pool_output_size"], "pool_output_size", body, seed)
+
+
+def check_transposed_conv_output_size(fn, cases: int = 30, seed: int | None = None):
+    """``fn(i, k, s=1, p=0, d=1, output_padding=0)`` against ``F.conv_transpose2d``."""
+
+    def body(c: Checker, rng: random.Random):
+        require(callable(fn), "pass your function transposed_conv_output_size itself")
+        done = 0
+        while done < cases:
+            i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
+            p, d = rng.randint(0, 2), rng.randint(1, 2)
+            op = rng.randint(0, max(s, d) - 1)
+            truth = _torch_size(lambda i=i, k=k, s=s, p=p, d=d, op=op: F.conv_transpose2d(
+                torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1), padding=(p, 0),
+                output_padding=(op, 0), dilation=(d, 1)))
+            if truth is None or truth < 1:
+                continue
+            case = f"i={i}, k={k}, s={s}, p={p}, d={d}, output_padding={op}"
+            got = _as_int(fn(i, k, s, p, d, op), case)
+            done += 1
+            if got == truth:
+                c.ok()
+                continue
+            if got == truth - op and op > 0:
+                hint = "off by one: did you forget output_padding? It adds rows on one side."
+            elif got == (i - 1) * s - 2 * p + k + op and d > 1:
+                hint = "did you forget the dilation? The kernel spans d·(k−1)+1 pixels."
+            elif got == (i - 1) * s - p + d * (k - 1) + op + 1:
+                hint = "the padding p is removed from each side: subtract 2p."
+            elif got == i * s - 2 * p + d * (k - 1) + op + 1:
+                hint = "there are i − 1 strides between i input pixels, so (i − 1)·s."
+            else:
+                hint = "the output size is (i − 1)·s − 2p + d·(k − 1) + output_padding + 1."
+            c.fail(f"{case}: you said {got}, PyTorch gives {truth}", hint)
+
+    return run_check("transposed_conv_output_size", POINTS["transposed_conv_output_size"],
+                     "transposed_conv_output_size", body, seed)
+
+
+def _footprint(layers) -> tuple[int, float]:
+    """Receptive-field size of an output pixel away from the border, measured with autograd on a stack
+    of all-ones convolutions and average poolings (the gradient is nonzero exactly where it sees)."""
+    modules = []
+    for kind, k, s, p, d in layers:
+        if kind == "conv":
+            conv = torch.nn.Conv2d(1, 1, (k, 1), stride=(s, 1), padding=(p, 0), dilation=(d, 1), bias=False)
+            torch.nn.init.ones_(conv.weight)
+            modules.append(conv)
+        else:
+            modules.append(torch.nn.AvgPool2d((k, 1), stride=(s, 1)))
+    net = torch.nn.Sequential(*modules)
+    jump = math.prod(s for _, _, s, _, _ in layers)
+    size = 1 + sum((d * (k - 1)) * math.prod(s2 for _, _, s2, _, _ in layers[:n]) for n, (_, k, _, _, d)
+                   in enumerate(layers))
+    length = int(4 * size + 8 * jump + 16)
+    x = torch.zeros(1, 1, length, 1, requires_grad=True)
+    out = net(x)
+    out[0, 0, out.shape[2] // 2, 0].backward()
+    touched = (x.grad[0, 0, :, 0] != 0).nonzero().flatten()
+    return int(touched[-1] - touched[0] + 1), jump
+
+
+def check_receptive_field(fn, cases: int = 15, seed: int | None = None):
+    """``fn(layers) -> (size, jump)`` for ``layers = [(k, s, p, d), ...]``; the size is measured with
+    autograd (which input pixels change one output pixel), the jump is the product of the strides."""
+
+    def body(c: Checker, rng: random.Random):
+        require(callable(fn), "pass your function receptive_field itself")
+        stacks = [[("conv", 3, 1, 1, 1)] * 2 + [("pool", 2, 2, 0, 1)]]  # a VGG block first
+        while len(stacks) < cases:
+            stack = []
+            for _ in range(rng.randint(1, 6)):
+                if rng.random() < 0.7:
+                    k, d = rng.randint(1, 5), rng.randint(1, 3)
+                    stack.append(("conv", k, rng.randint(1, 2), rng.randint(0, d * (k - 1) // 2), d))
+                else:
+                    k = rng.randint(2, 3)
+                    stack.append(("pool", k, rng.randint(1, k), 0, 1))
+            stacks.append(stack)
+        for stack in stacks:
+            layers = [(k, s, p, d) for _, k, s, p, d in stack]
+            size, jump = _footprint(stack)
+            case = f"layers={layers}"
+            answer = fn(list(layers))
+            require(isinstance(answer, (tuple, list)) and len(answer) == 2,
+                    f"return a pair (size, jump), got {answer!r} for {case}")
+            got_size, got_jump = answer
+            if (got_size, got_jump) == (size, jump):
+                c.ok()
+                continue
+            if got_jump != jump:
+                hint = "the jump is the product of all strides so far."
+            elif any(d > 1 for *_, d in layers) and got_size == 1 + sum(
+                    (k - 1) * math.prod(s2 for _, s2, _, _ in layers[:n]) for n, (k, _, _, _) in enumerate(layers)):
+                hint = "did you forget the dilation? Use the dilated kernel span d·(k−1)+1."
+            elif got_size == 1 + sum((d * (k - 1)) * s for k, s, _, d in layers):
+                hint = "each layer adds (span − 1) × the jump of its *input* (the strides before it), " \
+                       "not × its own stride."
+            else:
+                hint = "start with size 1, jump 1; each layer: size += (d·(k−1)) · jump, then jump *= s."
+            c.fail(f"{case}: you said (size={got_size}, jump={got_jump}), autograd says ({size}, {jump})", hint)
+
+    return run_check("receptive_field", POINTS["receptive_field"], "receptive_field", body, seed)

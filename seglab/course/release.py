@@ -1,0 +1,144 @@
+"""Release student notebooks from the solution notebooks (the single source).
+
+Conventions, compatible with nbgrader:
+
+* the student's part of a code cell lies between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
+  it becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` (in markdown: ``YOUR ANSWER HERE``);
+  keep a function's signature and docstring outside the markers, so students see them;
+* tests students must not see lie between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``
+  and are removed;
+* cells tagged ``tutor`` are removed;
+* outputs and execution counts are cleared; ``metadata.nbgrader`` (grade_id, points, solution,
+  grade, locked, schema_version 3) is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import keyword
+import re
+import textwrap
+import tokenize
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["grade_ids", "release_all", "release_notebook", "solution_regions", "solution_tokens", "student_source",
+           "write_notebook"]
+
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+TUTOR_TAG = "tutor"
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+ANSWER_STUB = ["YOUR ANSWER HERE"]
+
+
+def _regions(source: str, begin: str, end: str) -> list[tuple[int, int, str]]:
+    """``(first line, last line, indentation)`` of each marked region (marker lines included)."""
+    lines, regions, start = source.split("\n"), [], None
+    for n, line in enumerate(lines):
+        if line.strip() == begin:
+            if start is not None:
+                raise ValueError(f"{begin!r} twice without {end!r} in:\n{source}")
+            start = n
+        elif line.strip() == end:
+            if start is None:
+                raise ValueError(f"{end!r} without {begin!r} in:\n{source}")
+            regions.append((start, n, lines[start][: len(lines[start]) - len(lines[start].lstrip())]))
+            start = None
+    if start is not None:
+        raise ValueError(f"{begin!r} without {end!r} in:\n{source}")
+    return regions
+
+
+def student_source(source: str, cell_type: str = "code") -> str:
+    """The cell's source with solution regions replaced and hidden tests removed."""
+    lines = source.split("\n")
+    for first, last, _ in reversed(_regions(source, BEGIN_HIDDEN, END_HIDDEN)):
+        del lines[first:last + 1]
+    source = "\n".join(lines)
+    lines = source.split("\n")
+    stub = CODE_STUB if cell_type == "code" else ANSWER_STUB
+    for first, last, indent in reversed(_regions(source, BEGIN_SOLUTION, END_SOLUTION)):
+        lines[first:last + 1] = [indent + line for line in stub]
+    return "\n".join(lines).rstrip("\n")
+
+
+def solution_regions(source: str) -> list[str]:
+    """The text inside each solution region of a cell."""
+    lines = source.split("\n")
+    return ["\n".join(lines[first + 1:last]) for first, last, _ in _regions(source, BEGIN_SOLUTION, END_SOLUTION)]
+
+
+def grade_ids(notebook) -> list[str]:
+    return [cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells
+            if "nbgrader" in cell.metadata and "grade_id" in cell.metadata["nbgrader"]]
+
+
+def release_notebook(solution) -> nbformat.NotebookNode:
+    """The student version of a solution notebook (a new notebook; the input is not changed)."""
+    student = copy.deepcopy(solution)
+    student.cells = [cell for cell in student.cells if TUTOR_TAG not in cell.metadata.get("tags", [])]
+    for cell in student.cells:
+        cell.source = student_source(cell.source, cell.cell_type)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        for key in ("execution", "collapsed", "scrolled"):
+            cell.metadata.pop(key, None)
+    student.metadata.pop("widgets", None)
+    return student
+
+
+def write_notebook(notebook, path: str | Path) -> None:
+    """Write with stable formatting (so a re-release of an unchanged source changes no byte)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
+
+
+def release_all(source_dir: str | Path = "solutions", target_dir: str | Path = "notebooks") -> list[Path]:
+    """Release every ``source_dir/NN_*.ipynb`` into ``target_dir``; returns the files written."""
+    source_dir, target_dir = Path(source_dir), Path(target_dir)
+    sources = sorted(source_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"no solution notebooks (NN_name.ipynb) in {source_dir.resolve()}: run "
+                                "`seglab release` in the repository root, or pass --source")
+    written = []
+    for path in sources:
+        student = release_notebook(nbformat.read(path, as_version=4))
+        write_notebook(student, target_dir / path.name)
+        written.append(target_dir / path.name)
+    return written
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}|\d+\.\d+|\d{2,}")
+
+
+def solution_tokens(solution) -> set[str]:
+    """Tokens (names, numbers, strings) that occur in solution regions and nowhere else in the
+    notebook: if one of them shows up in the student version, the solution leaked."""
+    inside, outside = set(), set()
+    for cell in solution.cells:
+        regions = solution_regions(cell.source)
+        for region in regions:
+            inside |= _tokens(region, cell.cell_type)
+        outside |= _tokens(student_source(cell.source, cell.cell_type), cell.cell_type)
+    return inside - outside
+
+
+def _tokens(text: str, cell_type: str) -> set[str]:
+    if cell_type != "code":
+        return set(_WORD.findall(text))
+    try:
+        found = set()
+        for token in tokenize.generate_tokens(io.StringIO(textwrap.dedent(text) + "\n").readline):
+            if token.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING) and _WORD.fullmatch(token.string) \
+                    and not keyword.iskeyword(token.string):
+                found.add(token.string)
+            elif token.type == tokenize.STRING and len(token.string) > 3:
+                found.add(token.string)
+            elif token.type == tokenize.COMMENT:
+                found |= set(_WORD.findall(token.string))
+        return found
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return set(_WORD.findall(text))

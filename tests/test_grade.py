@@ -1,0 +1,164 @@
+"""`seglab grade` on the failure cases a class produces: every submission gets a grade and a reason."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from seglab.cli import main
+from seglab.course.grade import collect_submissions, grade, load_exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = ROOT / "solutions" / "01_convolution_arithmetic.ipynb"
+STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
+CHECKS = ["check_conv_output_size", "check_pool_output_size", "check_transposed_conv_output_size",
+          "check_receptive_field"]
+
+
+def _cell(notebook, grade_id):
+    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _solve(notebook, grade_id):
+    """Put the solution's code for one exercise into a student notebook."""
+    _cell(notebook, grade_id).source = _cell(nbformat.read(SOLUTION, as_version=4), grade_id).source
+
+
+def _write(notebook, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    student = lambda: nbformat.read(STUDENT, as_version=4)  # noqa: E731
+
+    solved = student()  # alice: everything solved (the tutor-only cell is not in a submission)
+    for gid in ("conv_output_size", "pool_output_size", "transposed_conv_output_size", "receptive_field"):
+        _solve(solved, gid)
+    _write(solved, folder / "alice.ipynb")
+
+    partial = student()  # bob: one exercise solved, one wrong
+    _solve(partial, "conv_output_size")
+    _cell(partial, "pool_output_size").source = ("def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
+                                                 "    return i // k")
+    _write(partial, folder / "bob.ipynb")
+
+    broken = student()  # carol: a syntax error
+    _cell(broken, "conv_output_size").source = "def conv_output_size(i, k, s=1, p=0, d=1)\n    return i"
+    _solve(broken, "receptive_field")
+    _write(broken, folder / "carol.ipynb")
+
+    endless = student()  # dave: an endless loop, later exercises still graded
+    _cell(endless, "conv_output_size").source = ("def conv_output_size(i, k, s=1, p=0, d=1):\n"
+                                                 "    while True:\n        pass")
+    _solve(endless, "pool_output_size")
+    _write(endless, folder / "dave.ipynb")
+
+    crash = student()  # erin: kills her kernel after solving exercise 1
+    _solve(crash, "conv_output_size")
+    _cell(crash, "pool_output_size").source = "import os\nos._exit(1)"
+    _write(crash, folder / "erin.ipynb")
+
+    (folder / "frank.ipynb").write_text("{ this is not json")  # frank: not a notebook
+
+    cheat = student()  # grace: edits a check cell to fake points and deletes another
+    _cell(cheat, "check_conv_output_size").source = 'print("✔ conv_output_size\\n  points: 2 / 2")'
+    cheat.cells.remove(_cell(cheat, "check_receptive_field"))
+    _write(cheat, folder / "grace.ipynb")
+
+    renamed = student()  # heidi: nbgrader layout and another file name; told apart by grade_ids
+    _solve(renamed, "transposed_conv_output_size")
+    _write(renamed, folder / "submitted" / "heidi" / "ps1" / "my_work.ipynb")
+
+    rows = grade(folder, solutions_dir=ROOT / "solutions", timeout=8, total_timeout=120, workers=2)
+    table = {(r.student, r.exercise): r for r in rows}
+    return folder, rows, table
+
+
+def test_collects_every_layout(graded):
+    folder, _, _ = graded
+    students = [s for s, _ in collect_submissions(folder)]
+    assert sorted(students) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+
+
+def test_correct_submission_gets_full_points(graded):
+    _, _, table = graded
+    for gid in CHECKS:
+        row = table["alice", gid]
+        assert row.points == row.max > 0, row.message
+    assert table["alice", "answer_output_resolution"].points == ""  # graded by hand
+    assert table["alice", "check_conv_output_size"].notebook == SOLUTION.name
+
+
+def test_partial_and_unsolved(graded):
+    _, _, table = graded
+    assert table["bob", "check_conv_output_size"].points == 2
+    assert table["bob", "check_pool_output_size"].points == 0
+    assert "wrong" in table["bob", "check_pool_output_size"].message
+    assert "not implemented yet" in table["bob", "check_receptive_field"].message
+
+
+def test_syntax_error_counts_only_that_exercise(graded):
+    _, _, table = graded
+    assert table["carol", "check_conv_output_size"].points == 0
+    assert table["carol", "check_receptive_field"].points == 3
+
+
+def test_endless_loop_is_interrupted(graded):
+    _, _, table = graded
+    assert table["dave", "check_conv_output_size"].points == 0
+    assert "time limit" in table["dave", "check_conv_output_size"].message
+    assert table["dave", "check_pool_output_size"].points == 2
+
+
+def test_dead_kernel_keeps_earlier_points(graded):
+    _, _, table = graded
+    assert table["erin", "check_conv_output_size"].points == 2
+    assert "kernel died" in table["erin", "check_pool_output_size"].message
+    assert table["erin", "check_pool_output_size"].points == 0
+
+
+def test_invalid_json_gets_zero_with_reason(graded):
+    _, rows, _ = graded
+    frank = [r for r in rows if r.student == "frank"]
+    assert frank and all(r.points in (0, "") for r in frank)
+    assert all("not a valid notebook" in r.message for r in frank)
+
+
+def test_edited_and_deleted_check_cells_use_the_official_checks(graded):
+    _, _, table = graded
+    assert table["grace", "check_conv_output_size"].points == 0  # the fake print was replaced
+    assert table["grace", "check_receptive_field"].points == 0
+    assert "deleted" in table["grace", "check_receptive_field"].message or \
+        "not implemented" in table["grace", "check_receptive_field"].message
+
+
+def test_notebook_is_told_by_grade_ids(graded):
+    _, _, table = graded
+    assert table["heidi", "check_transposed_conv_output_size"].points == 2
+    assert table["heidi", "check_transposed_conv_output_size"].notebook == SOLUTION.name
+
+
+def test_exercises_come_from_the_solutions():
+    exercises = load_exercises(ROOT / "solutions")[SOLUTION.name]
+    checks = [e for e in exercises if e.kind == "check"]
+    assert [e.grade_id for e in checks] == CHECKS
+    assert all("HIDDEN TESTS" in e.source for e in checks)  # graded with more cases than students see
+
+
+def test_cli_grade_writes_csv(tmp_path, capsys):
+    shutil.copy(STUDENT, tmp_path / "zoe.ipynb")
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(tmp_path / "zoe.ipynb"), "--out", str(out), "--solutions", str(ROOT / "solutions"),
+                 "--timeout", "30"]) == 0
+    with open(out, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["student", "notebook", "exercise", "points", "max", "message"]
+    assert {r["student"] for r in rows} == {"zoe"} and all(r["points"] in ("0", "0.0", "") for r in rows)
+    assert "zoe" in capsys.readouterr().out
+    json.dumps(rows)
