@@ -15,7 +15,7 @@ def _interactive() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def conv_explorer(i: int = 5, k: int = 3, s: int = 2, p: int = 1, d: int = 1, transposed: bool = False):
+def conv_explorer(i: int = 5, k: int = 3, s: int = 2, p: int = 1, d: int = 1, transposed: bool = False) -> None:
     """Sliders for input size, kernel, stride, padding, dilation and a transposed mode; redraws the
     grids and prints the output size. Outside a Jupyter kernel it draws one static figure instead."""
     import matplotlib.pyplot as plt
@@ -56,4 +56,4 @@ def conv_explorer(i: int = 5, k: int = 3, s: int = 2, p: int = 1, d: int = 1, tr
     out = w.interactive_output(show, sliders)
     ui = w.HBox([w.VBox(list(sliders.values())[:4]), w.VBox(list(sliders.values())[4:])])
     display(ui, out)
-    return ui
+    return None

@@ -30,6 +30,9 @@ class CheckResult:
     passed: bool = False
     lines: list[str] = field(default_factory=list)
 
+    def _ipython_display_(self) -> None:
+        """The check already printed its report: show nothing more when it ends a notebook cell."""
+
 
 _RESULTS: dict[str, CheckResult] = {}
 
