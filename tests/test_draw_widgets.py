@@ -1,0 +1,42 @@
+"""Figures and explorers used by the notebooks."""
+
+import matplotlib
+import pytest
+import torchvision
+
+from seglab.draw import draw_convolution
+from seglab.viz import plot_receptive_field_growth
+from seglab.widgets import conv_explorer
+
+matplotlib.use("Agg")
+
+
+@pytest.mark.parametrize("kwargs, size", [({"i": 5, "k": 3, "s": 2, "p": 1}, 3), ({"i": 7, "k": 3, "d": 2}, 3),
+                                          ({"i": 3, "k": 3, "s": 2, "p": 1, "transposed": True,
+                                            "output_padding": 1}, 6)])
+def test_draw_convolution_titles_the_output_size(kwargs, size):
+    ax = draw_convolution(**kwargs)
+    assert ax.get_title().endswith(f"output {size}x{size}")
+    cells = len(ax.patches)
+    padded = kwargs["i"] + 2 * kwargs.get("p", 0) if not kwargs.get("transposed") else None
+    if padded:
+        assert cells == padded ** 2 + size ** 2
+
+
+def test_draw_convolution_rejects_impossible_layers():
+    with pytest.raises(ValueError):
+        draw_convolution(2, 5)
+    with pytest.raises(ValueError, match="equivalent direct convolution"):
+        draw_convolution(3, 2, s=2, p=2, transposed=True)
+
+
+def test_conv_explorer_falls_back_to_a_static_figure(capsys):
+    assert conv_explorer(i=6, k=3, s=2, p=1) is None  # no Jupyter kernel here
+    assert "output size: 3" in capsys.readouterr().out
+    conv_explorer(i=2, k=5)
+    assert "not a valid layer" in capsys.readouterr().out
+
+
+def test_receptive_field_growth_figure():
+    fig = plot_receptive_field_growth(torchvision.models.vgg16().features)
+    assert len(fig.axes) == 2 and "212" in " ".join(t.get_text() for t in fig.axes[1].get_legend().get_texts())
