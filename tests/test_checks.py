@@ -80,3 +80,88 @@ def test_results_are_recorded_for_the_grader():
     assert recorded["receptive_field"] == {"points": 3, "max": 3, "message": "all 15 cases passed"}
     assert recorded["conv_output_size"]["points"] == 0
     assert set(results()) == {"receptive_field", "conv_output_size"}
+
+
+# ------------------------------------------------------------------ notebooks 02 and 03
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from seglab.checks.fcn import check_fcn8s_fusion, check_linear_to_conv, check_total_stride  # noqa: E402
+from seglab.checks.upsampling import (  # noqa: E402
+    check_bilinear_kernel,
+    check_convolution_matrix,
+    check_transposed_conv_by_autograd,
+    check_transposed_conv_by_zero_insertion,
+)
+from seglab.layers import bilinear_kernel  # noqa: E402
+from seglab.models import convolutionalize  # noqa: E402
+
+
+def zero_insertion(x, weight, stride, padding, output_padding, flip=True):
+    b, c, h, w = x.shape
+    k = weight.shape[-1]
+    stretched = x.new_zeros(b, c, (h - 1) * stride + 1, (w - 1) * stride + 1)
+    stretched[..., ::stride, ::stride] = x
+    q = k - 1 - padding
+    stretched = F.pad(stretched, (q, q + output_padding, q, q + output_padding))
+    return F.conv2d(stretched, (weight.flip(-1, -2) if flip else weight).transpose(0, 1))
+
+
+def convolution_matrix(kernel, n, stride):
+    conv = lambda v: F.conv2d(v.reshape(1, 1, n, n), kernel[None, None], stride=stride).flatten()  # noqa: E731
+    return torch.autograd.functional.jacobian(conv, torch.zeros(n * n))
+
+
+def by_autograd(y, weight, stride, padding, n):
+    x = torch.zeros(1, weight.shape[1], n, n, requires_grad=True)
+    (F.conv2d(x, weight, stride=stride, padding=padding) * y).sum().backward()
+    return x.grad
+
+
+def linear_to_conv(linear, channels, size):
+    return convolutionalize(nn.Sequential(linear), feature_size=size)[0]
+
+
+def total_stride(module):
+    product = 1
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            product *= layer.stride if isinstance(layer.stride, int) else layer.stride[0]
+    return product
+
+
+def fusion(model, pool3, pool4, pool5, size, short_cuts=True):
+    score = model.score_fr(model.classifier(pool5))
+    score = model.up_pool5(score)
+    if short_cuts:
+        score = model.fuse(score, model.score_pool4(pool4))
+    score = model.up_pool4(score)
+    if short_cuts:
+        score = model.fuse(score, model.score_pool3(pool3))
+    return model.upsample(score)[..., :size[0], :size[1]]
+
+
+NOTEBOOK_CASES = [
+    (check_bilinear_kernel, bilinear_kernel, lambda c, k: bilinear_kernel(1, k).repeat(c, c, 1, 1), "diagonal"),
+    (check_transposed_conv_by_zero_insertion, zero_insertion,
+     lambda *a: zero_insertion(*a, flip=False), "flip the kernel"),
+    (check_convolution_matrix, convolution_matrix, lambda k, n, s: convolution_matrix(k.T, n, s), "row r of C"),
+    (check_transposed_conv_by_autograd, by_autograd, lambda y, w, s, p, n: by_autograd(y, w, s, p, n) * 2,
+     "gradient"),
+    (check_linear_to_conv, linear_to_conv, lambda lin, c, k: nn.Conv2d(c, lin.out_features, k), "bias"),
+    (check_total_stride, total_stride,
+     lambda m: total_stride(nn.Sequential(*[x for x in m.modules() if isinstance(x, nn.Conv2d)])), "pooling"),
+    (check_fcn8s_fusion, fusion, lambda *a: fusion(*a, short_cuts=False), "short-cut"),
+]
+
+
+@pytest.mark.parametrize("check, right, wrong, hint", NOTEBOOK_CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_notebook_checks_pass_right_and_explain_wrong(check, right, wrong, hint, capsys):
+    assert check(right, seed=2).passed
+    out = capsys.readouterr().out
+    assert "✔" in out and "✘" not in out
+    assert not check(wrong, seed=2).passed
+    assert hint in capsys.readouterr().out
+    assert check(not_implemented).message == "not implemented yet"

@@ -135,10 +135,9 @@ def _tokens(text: str, cell_type: str) -> set[str]:
             if token.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING) and _WORD.fullmatch(token.string) \
                     and not keyword.iskeyword(token.string):
                 found.add(token.string)
-            elif token.type == tokenize.STRING and len(token.string) > 3:
-                found.add(token.string)
-            elif token.type == tokenize.COMMENT:
-                found |= set(_WORD.findall(token.string))
+            elif token.type in (tokenize.STRING, tokenize.COMMENT) or token.type == getattr(
+                    tokenize, "FSTRING_MIDDLE", -1):
+                found |= set(_WORD.findall(token.string))  # the words of strings and comments
         return found
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return set(_WORD.findall(text))
