@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.v2 import functional as TF
 
 __all__ = [
     "BilinearUpsample",
@@ -119,12 +120,12 @@ class TransposedConvUpsample(nn.Module):
 
 def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The central ``height x width`` window of ``x`` (B, C, H, W), as the U-Net paper crops its
-    encoder features; an odd surplus leaves the extra row/column at the bottom/right."""
+    encoder features (torchvision's ``center_crop``: an odd surplus leaves the extra row/column at
+    the bottom/right, or at the top/left when rounding half to even says so)."""
     h, w = x.shape[-2:]
     if height > h or width > w:
         raise ValueError(f"cannot crop {h}x{w} to the larger {height}x{width}")
-    top, left = (h - height) // 2, (w - width) // 2
-    return x[..., top:top + height, left:left + width]
+    return TF.center_crop(x, [height, width])
 
 
 def _align(decoder: torch.Tensor, encoder: torch.Tensor, merge: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["LivePlot", "colorize", "overlay", "plot_history", "plot_receptive_field_growth", "show_predictions"]
+__all__ = ["LivePlot", "colorize", "draw_unet", "overlay", "plot_feature_maps", "plot_history",
+           "plot_receptive_field_growth", "show_predictions"]
 
 IGNORE_COLOUR = (255, 255, 255)
 
@@ -163,5 +164,87 @@ def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
     right.set_aspect("equal")
     right.legend(fontsize=7, loc="lower left")
     right.set_title(f"receptive field of the central pixel on a {image_size}x{image_size} image")
+    fig.tight_layout()
+    return fig
+
+
+def draw_unet(depth: int = 4, base_channels: int = 64, merge: str = "skip", ax=None):
+    """A schematic U-Net: one box per level of the contracting (left) and expanding (right) path with
+    its channels, and the merges between them (skip = concatenation, short-cut = summation)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 1.1 * depth + 2))
+    label = {"skip": "skip-connection (concatenate)", "shortcut": "short-cut (sum)", "none": None}[merge]
+
+    def left(level):
+        return level * 0.9
+
+    def right(level):
+        return (2 * depth - level) * 0.9
+
+    def width(level):
+        return 0.35 + 0.12 * level
+
+    def arrow(start, end, **kwargs):
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=10, **kwargs))
+
+    for level in range(depth + 1):
+        channels, y = base_channels * 2 ** level, depth - level
+        ax.add_patch(Rectangle((left(level), y), width(level), 0.6, color="#5b8fd6"))
+        ax.text(left(level) + width(level) / 2, y + 0.3, str(channels), ha="center", va="center", fontsize=8,
+                color="white")
+        if level == depth:
+            break
+        merged = 2 * channels if merge == "skip" else channels
+        ax.add_patch(Rectangle((right(level), y), width(level), 0.6, color="#5fd3d3"))
+        ax.text(right(level) + width(level) / 2, y + 0.3, f"{merged}→{channels}", ha="center", va="center",
+                fontsize=7)
+        if label:
+            arrow((left(level) + width(level), y + 0.3), (right(level), y + 0.3), color="grey", linestyle="--")
+            ax.text((left(level) + right(level)) / 2, y + 0.38, label, ha="center", fontsize=7, color="grey")
+        arrow((left(level) + width(level) / 2, y), (left(level + 1) + width(level + 1) / 2, y - 0.4))
+        below = left(depth) if level + 1 == depth else right(level + 1)  # the bottleneck feeds the lowest stage
+        arrow((below + width(level + 1) / 2, y - 0.4), (right(level) + width(level) / 2, y), color="#137d7d")
+    ax.set_title("U-Net: contracting path (3x3 convs, 2x2 max-pool) and expanding path (2x2 up-conv, merge, "
+                 "3x3 convs)", fontsize=9)
+    ax.set_xlim(-0.3, right(0) + 1.0)
+    ax.set_ylim(-0.3, depth + 0.9)
+    ax.axis("off")
+    return ax
+
+
+def plot_feature_maps(model, image, *, channels: int = 6):
+    """Feature maps of a U-Net's encoder levels for one image ``(C, H, W)``: shallow levels at the top
+    (edges, exact positions), deep levels at the bottom (coarse, semantic). Shows the ``channels``
+    maps of each level with the largest variance. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    features: list[torch.Tensor] = []
+    hooks = [stage.register_forward_hook(lambda _m, _i, out: features.append(out.detach()))
+             for stage in model.encoder]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(image[None].to(next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    fig, axes = plt.subplots(len(features), channels + 1, figsize=(1.6 * (channels + 1), 1.6 * len(features)),
+                             squeeze=False)
+    for row, feature in enumerate(features):
+        maps = feature[0].cpu()
+        order = maps.flatten(1).var(1).argsort(descending=True)[:channels]
+        axes[row, 0].imshow(_as_rgb(image))
+        axes[row, 0].set_ylabel(f"level {row}\n{maps.shape[-2]}x{maps.shape[-1]}", fontsize=8)
+        for col, index in enumerate(order, start=1):
+            axes[row, col].imshow(maps[index], cmap="viridis")
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle("encoder feature maps, shallow (top) to deep (bottom)", fontsize=10)
     fig.tight_layout()
     return fig

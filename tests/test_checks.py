@@ -165,3 +165,51 @@ def test_notebook_checks_pass_right_and_explain_wrong(check, right, wrong, hint,
     assert not check(wrong, seed=2).passed
     assert hint in capsys.readouterr().out
     assert check(not_implemented).message == "not implemented yet"
+
+
+# ------------------------------------------------------------------ notebook 04
+
+from torchvision.transforms.v2.functional import center_crop  # noqa: E402
+
+from seglab.checks.unet import (  # noqa: E402
+    check_decoder_stage,
+    check_shortcut_merge,
+    check_skip_merge,
+    check_unet_sizes,
+)
+from seglab.layers import ConvBlock, ShortCut, Skip  # noqa: E402
+from seglab.models import unet_input_size, unet_output_size  # noqa: E402
+
+
+class Stage(nn.Module):
+    def __init__(self, in_channels, out_channels, concatenate=True):
+        super().__init__()
+        self.concatenate = concatenate
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        self.conv = ConvBlock(2 * out_channels if concatenate else out_channels, out_channels, padding="valid")
+
+    def forward(self, x, encoder):
+        x = self.up(x)
+        return self.conv(Skip()(x, encoder) if self.concatenate else center_crop(x, list(x.shape[-2:])))
+
+
+UNET_CASES = [
+    (check_skip_merge, Skip(), lambda d, e: Skip()(e, d) if d.shape[1] != e.shape[1] else Skip()(d, e) + 1,
+     "decoder's channels first"),
+    (check_shortcut_merge, ShortCut(), lambda d, e: d[..., : e.shape[-2], : e.shape[-1]] + e
+     if d.shape[-2] >= e.shape[-2] and d.shape[-1] >= e.shape[-1] else ShortCut()(d, e), "size"),
+    (check_decoder_stage, Stage, lambda i, o: Stage(i, o, concatenate=False), "C1 + C2"),
+]
+
+
+@pytest.mark.parametrize("check, right, wrong, hint", UNET_CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_unet_checks(check, right, wrong, hint, capsys):
+    assert check(right, seed=4).passed
+    capsys.readouterr()
+    assert not check(wrong, seed=4).passed
+    assert check(not_implemented).message == "not implemented yet"
+
+
+def test_unet_sizes_check():
+    assert check_unet_sizes(unet_output_size, unet_input_size, seed=1).passed
+    assert not check_unet_sizes(lambda size, depth: size - 184, unet_input_size, seed=1).passed

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from seglab.checks import arithmetic, fcn, upsampling
+from seglab.checks import arithmetic, fcn, unet, upsampling
 from seglab.course.release import (
     grade_ids,
     release_all,
@@ -17,7 +17,7 @@ from seglab.course.release import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
-CHECK_POINTS = {**arithmetic.POINTS, **upsampling.POINTS, **fcn.POINTS}
+CHECK_POINTS = {**arithmetic.POINTS, **upsampling.POINTS, **fcn.POINTS, **unet.POINTS}
 
 
 def test_there_are_solution_notebooks():

@@ -123,7 +123,7 @@ def solution_tokens(solution) -> set[str]:
         for region in regions:
             inside |= _tokens(region, cell.cell_type)
         outside |= _tokens(student_source(cell.source, cell.cell_type), cell.cell_type)
-    return inside - outside
+    return {token for token in inside - outside if not keyword.iskeyword(token)}
 
 
 def _tokens(text: str, cell_type: str) -> set[str]:
