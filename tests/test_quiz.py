@@ -1,0 +1,47 @@
+"""Notebook 00's self-test: the questions are consistent and the numeric answers are what seglab computes."""
+
+import pytest
+import torchvision
+
+from seglab.arithmetic import LayerGeometry, conv_output_size, receptive_field, transposed_conv_output_size
+from seglab.course.preparation import PREPARATION_QUESTIONS
+from seglab.models import unet_output_size
+from seglab.widgets import Quiz
+
+
+def test_questions_are_well_formed():
+    assert len(PREPARATION_QUESTIONS) >= 10
+    for q in PREPARATION_QUESTIONS:
+        assert q.prompt.endswith("?") and q.explanation
+        if not q.numeric:
+            assert 0 <= q.answer < len(q.options) and len(set(q.options)) == len(q.options)
+
+
+def test_numeric_answers_match_the_library():
+    answers = {q.prompt: q.answer for q in PREPARATION_QUESTIONS if q.numeric}
+    computed = [conv_output_size(224, 7, 2, 3), receptive_field(torchvision.models.vgg16().features).jump,
+                transposed_conv_output_size(16, 4, 2, 1), unet_output_size(572), LayerGeometry(3, dilation=2).span]
+    assert sorted(answers.values()) == sorted(computed)
+
+
+def test_quiz_feedback_and_score(capsys):
+    quiz = Quiz(PREPARATION_QUESTIONS)
+    first = PREPARATION_QUESTIONS[0]
+    assert quiz.answer(1, chr(ord("a") + first.answer))  # a letter works too
+    assert "✔" in capsys.readouterr().out
+    wrong = (first.answer + 1) % len(first.options)
+    assert not quiz.answer(1, wrong)
+    out = capsys.readouterr().out
+    assert "✘" in out and first.explanation in out
+    numeric = next(n for n, q in enumerate(PREPARATION_QUESTIONS, 1) if q.numeric)
+    assert quiz.answer(numeric, str(PREPARATION_QUESTIONS[numeric - 1].answer))
+    assert quiz.score() == (1, len(PREPARATION_QUESTIONS))
+    assert "2 answered" in quiz.summary()
+    with pytest.raises(ValueError, match="questions 1 to"):
+        quiz.answer(0, 1)
+
+
+def test_quiz_prints_the_questions_without_jupyter(capsys):
+    Quiz(PREPARATION_QUESTIONS).show()
+    out = capsys.readouterr().out
+    assert out.count("?") >= len(PREPARATION_QUESTIONS) and "a) " in out
