@@ -16,6 +16,7 @@ from seglab.arithmetic import (
     receptive_fields,
     transposed_conv_output_size,
 )
+from seglab.checks.arithmetic import random_stack
 from seglab.models import FCN, UNet
 
 CASES = 300
@@ -126,14 +127,7 @@ def _positive_stack(spec):
 def test_receptive_field_matches_gradient_footprint():
     rng = random.Random(4)
     for _ in range(40):
-        spec = []
-        for _ in range(rng.randint(1, 5)):
-            if rng.random() < 0.7:
-                k, d = rng.randint(1, 5), rng.randint(1, 3)
-                spec.append(("conv", k, rng.randint(1, 2), rng.randint(0, d * (k - 1) // 2), d))
-            else:
-                k = rng.randint(2, 3)
-                spec.append(("pool", k, rng.randint(1, k), 0, 1))
+        spec = random_stack(rng, max_layers=5)
         model = _positive_stack(spec)
         field = receptive_field(model)
         # an output pixel whose whole field lies inside the input (none of it in the padding)

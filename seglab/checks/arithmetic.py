@@ -140,6 +140,20 @@ def check_transposed_conv_output_size(fn, cases: int = 30, seed: int | None = No
                      "transposed_conv_output_size", body, seed)
 
 
+def random_stack(rng: random.Random, max_layers: int = 6) -> list[tuple]:
+    """``[("conv" | "pool", k, s, p, d), ...]``: random convolutions (dilated, strided, padded no more
+    than "same") and poolings, for receptive-field cases."""
+    stack = []
+    for _ in range(rng.randint(1, max_layers)):
+        if rng.random() < 0.7:
+            k, d = rng.randint(1, 5), rng.randint(1, 3)
+            stack.append(("conv", k, rng.randint(1, 2), rng.randint(0, d * (k - 1) // 2), d))
+        else:
+            k = rng.randint(2, 3)
+            stack.append(("pool", k, rng.randint(1, k), 0, 1))
+    return stack
+
+
 def _footprint(layers) -> tuple[int, float]:
     """Receptive-field size of an output pixel away from the border, measured with autograd on a stack
     of all-ones convolutions and average poolings (the gradient is nonzero exactly where it sees)."""
@@ -170,16 +184,7 @@ def check_receptive_field(fn, cases: int = 15, seed: int | None = None):
     def body(c: Checker, rng: random.Random):
         require(callable(fn), "pass your function receptive_field itself")
         stacks = [[("conv", 3, 1, 1, 1)] * 2 + [("pool", 2, 2, 0, 1)]]  # a VGG block first
-        while len(stacks) < cases:
-            stack = []
-            for _ in range(rng.randint(1, 6)):
-                if rng.random() < 0.7:
-                    k, d = rng.randint(1, 5), rng.randint(1, 3)
-                    stack.append(("conv", k, rng.randint(1, 2), rng.randint(0, d * (k - 1) // 2), d))
-                else:
-                    k = rng.randint(2, 3)
-                    stack.append(("pool", k, rng.randint(1, k), 0, 1))
-            stacks.append(stack)
+        stacks += [random_stack(rng) for _ in range(cases - 1)]
         for stack in stacks:
             layers = [(k, s, p, d) for _, k, s, p, d in stack]
             size, jump = _footprint(stack)
