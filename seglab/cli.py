@@ -60,24 +60,27 @@ def _recipe(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from seglab import distributed
     from seglab.recipes import train_model
     from seglab.train import atomic_write, evaluate, load_checkpoint, make_loader
 
     recipe = _recipe(args)
     checkpoint = args.checkpoint or f"runs/{args.model}-{args.data}.pt"
-    print(f"training {args.model} on {args.data} data for {args.epochs} epochs (device {args.device})")
+    say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)  # torchrun: rank 0 speaks
+    say(f"training {args.model} on {args.data} data for {args.epochs} epochs (device {args.device})")
     model, history, (train_set, val_set) = train_model(args.model, recipe, device=args.device, checkpoint=checkpoint,
                                                        resume=args.resume, progress=not args.no_progress)
     if not history.epochs:
-        print(f"no epoch finished ({history.stop_reason}); nothing saved")
+        say(f"no epoch finished ({history.stop_reason}); nothing saved")
         return 1
-    state = load_checkpoint(checkpoint)  # record the recipe, so `seglab evaluate` can rebuild the data
-    state["recipe"] = asdict(recipe)
-    atomic_write(state, checkpoint)
     result = evaluate(model, make_loader(val_set, 64, train=False, device=args.device), device=args.device)
-    print(f"\nvalidation after {len(history)} epochs ({sum(history['seconds']):.0f} s of training):")
-    _print_result(result, train_set.class_names)
-    print(f"checkpoint: {checkpoint}")
+    if distributed.is_main_process():
+        state = load_checkpoint(checkpoint)  # record the recipe, so `seglab evaluate` can rebuild the data
+        state["recipe"] = asdict(recipe)
+        atomic_write(state, checkpoint)
+        print(f"\nvalidation after {len(history)} epochs ({sum(history['seconds']):.0f} s of training):")
+        _print_result(result, train_set.class_names)
+        print(f"checkpoint: {checkpoint}")
     return 0 if history.stop_reason is None else 1
 
 

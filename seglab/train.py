@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from seglab import distributed
 from seglab.device import pick_device
 from seglab.layers import center_crop
 from seglab.metrics import ConfusionMatrix, check_labels
@@ -197,7 +198,14 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
     model.to(settings.device)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
-    runner = torch.compile(model) if compile else model
+    world = distributed.setup(settings.device)  # > 1 under torchrun: data-parallel training
+    main = distributed.is_main_process()
+    runner = model
+    if world > 1:
+        runner = nn.parallel.DistributedDataParallel(model)
+        train_loader = distributed.shard_loader(train_loader, train=True)
+        progress = progress and main
+    runner = torch.compile(runner) if compile else runner
     optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                                weight_decay=weight_decay)
     steps_per_epoch = len(train_loader)
@@ -232,6 +240,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
     try:
         for epoch in range(first_epoch, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
+            if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, the same in every process
             model.train()
             matrix = ConfusionMatrix(num_classes, ignore_index, device=settings.device)
             loss_sum = torch.zeros((), device=settings.device)
@@ -245,7 +255,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                     logits = runner(images)
                     target = _match_target(logits, target)
                     loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
-                if not torch.isfinite(loss):
+                finite = torch.isfinite(loss.detach()).float()
+                if world > 1:  # every process must stop together
+                    finite = distributed.all_reduce_sum(finite) / world
+                if finite < 1:
                     model.load_state_dict(good_weights)
                     history.stop_reason = "non-finite loss"
                     warnings.warn(f"the loss became {loss.item()} in epoch {epoch}: training stopped and the weights "
@@ -266,6 +279,11 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                 if batches % 10 == 0 or batches == steps_per_epoch:
                     bar.set_postfix(loss=f"{loss_sum.item() / batches:.3f}", refresh=False)
             seconds = time.perf_counter() - start
+            if world > 1:  # global training figures, as one process over all the data would report
+                counts = distributed.all_reduce_sum(torch.tensor([batches, images_seen], device=settings.device))
+                batches, images_seen = int(counts[0]), int(counts[1])
+                distributed.all_reduce_sum(loss_sum)
+                distributed.all_reduce_sum(matrix.matrix)
             train = matrix.compute()
             record = {
                 "epoch": epoch,
@@ -284,10 +302,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                 bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_miou=f"{val['miou']:.3f}")
             history.epochs.append(record)
             good_weights = copy.deepcopy(model.state_dict())
-            if checkpoint is not None:
+            if checkpoint is not None and main:
                 save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=lr_scheduler, scaler=scaler,
                                 epoch=epoch, history=history)
-            if plot is not None:
+            if plot is not None and main:
                 plot.update(history)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
@@ -319,6 +337,7 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, ignore
     if num_classes is None:
         raise ValueError("pass num_classes= (the model has no num_classes attribute)")
     settings = TrainSettings.choose(device, amp, channels_last)
+    loader = distributed.shard_loader(loader, train=False)  # under torchrun: each sample in one process
     was_training = model.training
     model.eval()
     model.to(settings.device)
@@ -335,6 +354,10 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, ignore
         pixels += int((target != ignore_index).sum())
         matrix.update(logits, target)
     model.train(was_training)
+    if distributed.world_size() > 1:  # global metrics: sum the matrices, losses and pixel counts
+        distributed.all_reduce_sum(matrix.matrix)
+        distributed.all_reduce_sum(loss_sum)
+        pixels = int(distributed.all_reduce_sum(torch.tensor(pixels, device=settings.device)))
     return {"loss": loss_sum.item() / max(pixels, 1), **matrix.compute()}
 
 
