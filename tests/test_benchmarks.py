@@ -15,6 +15,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("overhead.py", ["--images", "16", "--repeats", "1", "--epochs", "1"], "fit() / minimal loop"),
     ("metrics_speed.py", ["--batches", "2", "--repeats", "1"], "same mIoU"),
     ("data_speed.py", ["--images", "20"], "images/s"),
+    ("grading.py", ["--count", "2", "--timeout", "5"], "identical to one by one"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,

@@ -1,0 +1,94 @@
+"""`seglab grade` on a class of generated submissions of notebook 01.
+
+The submissions cycle through five kinds: correct, partially correct, broken (syntax error), endless
+loop, and not a notebook (invalid JSON). The script grades the first n of them for several n with
+``--workers`` parallel workers, prints submissions per minute (time should grow linearly with n), then
+grades the largest set one by one (``--workers 1``) and checks that every grade is identical.
+
+    python benchmarks/grading.py [--count 100] [--workers 2] [--timeout 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, table
+
+from seglab.course.grade import grade
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("correct", "partial", "broken", "endless", "invalid")
+
+
+def _cell(notebook, grade_id):
+    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def make_submissions(folder: Path, count: int) -> None:
+    solution = nbformat.read(ROOT / "solutions" / "01_convolution_arithmetic.ipynb", as_version=4)
+    student = nbformat.read(ROOT / "notebooks" / "01_convolution_arithmetic.ipynb", as_version=4)
+    exercises = ["conv_output_size", "pool_output_size", "transposed_conv_output_size", "receptive_field"]
+    for n in range(count):
+        kind, path = KINDS[n % len(KINDS)], folder / f"student{n:03d}.ipynb"
+        if kind == "invalid":
+            path.write_text('{"cells": [ this is not json')
+            continue
+        notebook = copy.deepcopy(student)
+        solved = exercises if kind == "correct" else exercises[: 1 + n % 3]
+        for grade_id in solved:
+            _cell(notebook, grade_id).source = _cell(solution, grade_id).source
+        if kind == "broken":
+            _cell(notebook, "receptive_field").source = "def receptive_field(layers)\n    return 1, 1"
+        if kind == "endless":
+            _cell(notebook, "receptive_field").source = "def receptive_field(layers):\n    while True:\n        pass"
+        nbformat.write(notebook, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=10, help="seconds per cell")
+    args = parser.parse_args()
+    sizes = sorted({max(1, args.count // 4), max(1, args.count // 2), args.count})
+    print(f"machine: {machine()}\n{args.count} submissions ({', '.join(KINDS)}), {args.workers} workers\n")
+    rows, graded = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            folder = Path(tmp) / f"class{size}"
+            folder.mkdir()
+            make_submissions(folder, size)
+            start = time.perf_counter()
+            graded[size] = grade(folder, solutions_dir=ROOT / "solutions", timeout=args.timeout,
+                                 workers=args.workers)
+            seconds = time.perf_counter() - start
+            rows.append([size, round(seconds, 1), round(size / seconds * 60, 1), round(seconds / size, 2)])
+            print(f"{size} submissions: {seconds:.0f} s", flush=True)
+        print()
+        print(table(["submissions", "seconds", "submissions/min", "seconds per submission"], rows))
+        largest = Path(tmp) / f"class{args.count}"
+        start = time.perf_counter()
+        one_by_one = grade(largest, solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=1)
+        print(f"\none by one: {time.perf_counter() - start:.0f} s")
+
+    def key(rows):
+        return sorted((r.student, r.exercise, r.points, r.message) for r in rows)
+
+    same = key(one_by_one) == key(graded[args.count])
+    per_submission = [row[3] for row in rows]
+    linear = max(per_submission) <= 1.3 * min(per_submission)
+    print(f"{'PASS' if same else 'FAIL'}  grades with {args.workers} workers identical to one by one")
+    print(f"{'PASS' if linear else 'FAIL'}  time grows linearly (seconds per submission within 30 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
