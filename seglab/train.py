@@ -237,6 +237,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
         plot = LivePlot()
     good_weights = copy.deepcopy(model.state_dict())
     bar = _progress_bar(total=(epochs - first_epoch + 1) * steps_per_epoch, disable=not progress)
+    epoch = first_epoch
     try:
         for epoch in range(first_epoch, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
@@ -309,7 +310,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                 plot.update(history)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
-        bar.write(f"interrupted: stopped in epoch {len(history) + first_epoch}; the model keeps its current "
+        bar.write(f"interrupted: stopped in epoch {epoch}; the model keeps its current "
                   f"weights and the history holds the {len(history)} finished epochs")
     finally:
         bar.close()

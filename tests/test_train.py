@@ -208,3 +208,12 @@ def test_fit_with_torch_compile():
     history = fit(model, data, data, epochs=1, compile=True, progress=False)
     assert math.isfinite(history.last["val_loss"])
     assert not torch.equal(model.head.weight, before)  # the compiled module trained the model's own weights
+
+
+def test_ctrl_c_after_resume_names_the_right_epoch(loaders, tmp_path, capsys):
+    path = tmp_path / "run.pt"
+    fit(tiny_model(), loaders[0], epochs=2, checkpoint=path, progress=False)
+    history = fit(tiny_model(), InterruptingLoader(loaders[0], epoch=1), epochs=4, checkpoint=path, resume=True,
+                  progress=False)
+    assert history.stop_reason == "interrupted" and history["epoch"] == [1, 2]
+    assert "stopped in epoch 3" in capsys.readouterr().out
