@@ -105,11 +105,53 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Tutor-only commands and what they need beyond seglab's own dependencies: (extra, modules).
+TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools",))}
+
+
+def _require_extra(command: str) -> None:
+    """Say which extra to install, instead of a traceback, when a tutor command lacks a package."""
+    import importlib.util
+
+    extra, modules = TUTOR_NEEDS[command]
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise _MissingExtra(f"`seglab {command}` is a tutor command and needs {', '.join(missing)}: "
+                            f'install it with  python3 -m pip install "seglab[{extra}]"  (in the repository: '
+                            f'python3 -m pip install -e ".[{extra}]")')
+
+
+class _MissingExtra(Exception):
+    """A tutor command was run without the packages of its extra."""
+
+
 def _release(args: argparse.Namespace) -> int:
+    if args.kit:
+        from seglab.course.kit import KitError, build_kit
+
+        _require_extra("release --kit")
+        try:
+            folder, archive = build_kit(args.kit, source_dir=args.source, wheel_url=args.wheel_url)
+        except KitError as error:
+            print(f"seglab release: error: {error}", file=sys.stderr)
+            return 2
+        print(f"student kit: {folder}/ and {archive} (no solution material found in either)")
+        return 0
     from seglab.course.release import release_all
 
-    for path in release_all(args.source, args.target):
+    for path in release_all(args.source, args.target, args.wheel_url):
         print(f"released {path}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from seglab.course.selfcheck import check_notebook, format_report, submission_zip
+
+    check = check_notebook(args.notebook, quick=not args.full, timeout=args.timeout, progress=not args.no_progress)
+    print(format_report(check))
+    if args.zip:
+        archive = submission_zip(args.notebook, args.out)
+        print(f"\nsubmission: {archive}")
     return 0
 
 
@@ -158,10 +200,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=_evaluate)
 
-    release = sub.add_parser("release", help="write the student notebooks from the solution notebooks")
+    release = sub.add_parser("release", help="(tutors) write the student notebooks, or the whole student kit",
+                             description="Write notebooks/ from solutions/; with --kit, build the student kit "
+                                         "(notebooks, wheel, README) in a folder and a zip. Run it in the "
+                                         "repository root.")
     release.add_argument("--source", default="solutions", help="solution notebooks (default: solutions)")
     release.add_argument("--target", default="notebooks", help="student notebooks (default: notebooks)")
+    release.add_argument("--kit", metavar="OUT", help="build the student kit in folder OUT and OUT.zip")
+    release.add_argument("--wheel-url", default="", metavar="URL",
+                         help="where you publish the kit's wheel: notebooks on Google Colab install it from there")
     release.set_defaults(func=_release)
+
+    check = sub.add_parser("check", help="(students) re-run a notebook in a fresh kernel and list its exercises",
+                           description="Re-run NOTEBOOK top to bottom in a fresh kernel and print every graded "
+                                       "exercise with its points from the public checks. Hidden checks run at "
+                                       "grading.")
+    check.add_argument("notebook", help="your notebook, e.g. notebooks/01_convolution_arithmetic.ipynb")
+    check.add_argument("--zip", action="store_true", help="also write a submission zip (SHA-256 in its name)")
+    check.add_argument("--out", help="folder for the zip (default: beside the notebook)")
+    check.add_argument("--full", action="store_true", help="run training cells at full size (default: shortened)")
+    check.add_argument("--timeout", type=float, default=300, help="seconds per cell (default 300)")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    check.set_defaults(func=_check)
 
     grade = sub.add_parser("grade", help="grade a submitted notebook or a folder of them into a CSV table")
     grade.add_argument("submissions", help="a notebook, a folder of <student>.ipynb, or nbgrader's submitted/")
@@ -182,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:  # bad input: a message, not a traceback
+    except (ValueError, OSError, _MissingExtra) as error:  # bad input: a message, not a traceback
         print(f"seglab {args.command}: error: {error}", file=sys.stderr)
         return 2
 

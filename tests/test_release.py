@@ -7,11 +7,12 @@ import nbformat
 import pytest
 
 from seglab.checks import arithmetic, fcn, unet, upsampling
+from seglab.course.kit import SolutionSecrets, find_leaks
 from seglab.course.release import (
+    SETUP_TAG,
     grade_ids,
     release_all,
     release_notebook,
-    solution_tokens,
     student_source,
 )
 
@@ -32,13 +33,15 @@ def test_student_notebook_is_the_release_of_the_solution(path, tmp_path):
     assert committed == released, "notebooks/ is out of date: run `seglab release` in the repository root"
 
 
+@pytest.fixture(scope="module")
+def secrets():
+    return SolutionSecrets.read(ROOT / "solutions")
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_no_solution_token_leaks_into_the_student_notebook(path):
-    solution = nbformat.read(path, as_version=4)
+def test_nothing_of_the_solution_leaks_into_the_student_notebook(path, secrets):
+    assert find_leaks(ROOT / "notebooks" / path.name, secrets) == []
     student_text = (ROOT / "notebooks" / path.name).read_text(encoding="utf-8")
-    student_sources = "\n".join(c.source for c in nbformat.reads(student_text, as_version=4).cells)
-    leaked = sorted(t for t in solution_tokens(solution) if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", student_sources))
-    assert not leaked
     assert "BEGIN SOLUTION" not in student_text and "HIDDEN TESTS" not in student_text
 
 
@@ -88,5 +91,14 @@ def test_release_drops_tutor_cells_and_outputs():
     nb.cells[0].execution_count = 3
     nb.cells[1].metadata["tags"] = ["tutor"]
     student = release_notebook(nb)
-    assert len(student.cells) == 1 and student.cells[0].outputs == [] and student.cells[0].execution_count is None
+    setup, kept = student.cells
+    assert SETUP_TAG in setup.metadata["tags"]  # the release puts the setup cell first
+    assert kept.source == "print(1)" and kept.outputs == [] and kept.execution_count is None
     assert len(nb.cells) == 2  # the solution is not changed
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_every_student_notebook_starts_with_the_setup_cell(path):
+    cells = nbformat.read(ROOT / "notebooks" / path.name, as_version=4).cells
+    first_code = next(c for c in cells if c.cell_type == "code")
+    assert SETUP_TAG in first_code.metadata.get("tags", []) and cells.index(first_code) <= 1

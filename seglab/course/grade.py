@@ -22,13 +22,13 @@ import csv
 import os
 import re
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
 
+from seglab.course.execute import execute_notebook
 from seglab.course.release import grade_ids
 
 __all__ = ["Exercise", "GradeRow", "collect_submissions", "grade", "grade_submission", "load_exercises",
@@ -138,9 +138,6 @@ def _check_result(cell) -> tuple[float, str] | None:
 def grade_submission(student: str, file: str | Path, exercises: dict[str, list[Exercise]], *, timeout: float = 60,
                      total_timeout: float = 900, kernel_name: str = "python3") -> list[GradeRow]:
     """Grade one submission (runs its code in a fresh kernel); never raises for a bad submission."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
     file = Path(file)
     try:
         notebook = nbformat.read(file, as_version=4)
@@ -173,28 +170,9 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
             notebook.cells.append(cell)
             rows[gid].message = "check cell was deleted; the official check ran at the end"
 
-    start, stop_reason = time.monotonic(), None
     with tempfile.TemporaryDirectory(prefix="seglab-grade-") as workdir:
-        client = NotebookClient(
-            notebook, timeout=timeout, kernel_name=kernel_name, allow_errors=True, interrupt_on_timeout=True,
-            error_on_timeout={"ename": "CellTimeout", "evalue": f"the cell ran longer than {timeout:g} s",
-                              "traceback": []},
-            resources={"metadata": {"path": workdir}})
-        try:
-            with client.setup_kernel():
-                for index, cell in enumerate(notebook.cells):
-                    if cell.cell_type != "code":
-                        continue
-                    if time.monotonic() - start > total_timeout:
-                        stop_reason = f"the notebook ran longer than the total limit of {total_timeout:g} s"
-                        break
-                    try:
-                        client.execute_cell(cell, index)
-                    except DeadKernelError:
-                        stop_reason = f"the kernel died in cell {index + 1}"
-                        break
-        except Exception as error:  # kernel could not start, or died while starting
-            stop_reason = stop_reason or f"could not run the notebook ({type(error).__name__}: {error})"
+        stop_reason = execute_notebook(notebook, workdir, timeout=timeout, total_timeout=total_timeout,
+                                       kernel_name=kernel_name)
 
     for cell in notebook.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")

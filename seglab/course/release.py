@@ -8,6 +8,8 @@ Conventions, compatible with nbgrader:
 * tests students must not see lie between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``
   and are removed;
 * cells tagged ``tutor`` are removed;
+* a setup cell (:func:`setup_cell`) is put right after the title: in a Python without seglab it stops
+  Run All with one message that says how to install the course kit;
 * outputs and execution counts are cleared; ``metadata.nbgrader`` (grade_id, points, solution,
   grade, locked, schema_version 3) is kept.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import keyword
 import re
 import textwrap
@@ -24,12 +27,13 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["grade_ids", "release_all", "release_notebook", "solution_regions", "solution_tokens", "student_source",
-           "write_notebook"]
+__all__ = ["grade_ids", "hidden_regions", "release_all", "release_notebook", "setup_cell", "solution_regions",
+           "solution_tokens", "student_source", "write_notebook"]
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 TUTOR_TAG = "tutor"
+SETUP_TAG = "seglab-setup"
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 ANSWER_STUB = ["YOUR ANSWER HERE"]
 
@@ -71,15 +75,64 @@ def solution_regions(source: str) -> list[str]:
     return ["\n".join(lines[first + 1:last]) for first, last, _ in _regions(source, BEGIN_SOLUTION, END_SOLUTION)]
 
 
+def hidden_regions(source: str) -> list[str]:
+    """The text inside each hidden-test region of a cell."""
+    lines = source.split("\n")
+    return ["\n".join(lines[first + 1:last]) for first, last, _ in _regions(source, BEGIN_HIDDEN, END_HIDDEN)]
+
+
+def setup_cell(wheel_url: str = "") -> nbformat.NotebookNode:
+    """The first code cell of every student notebook: import seglab, or stop Run All with one message.
+
+    Nothing is downloaded unless the student asks: on Google Colab they set ``INSTALL_SEGLAB = True``
+    and run the cell again, which installs the wheel at ``wheel_url`` (``seglab release --wheel-url``).
+    """
+    from seglab import __version__
+
+    wheel = f"seglab-{__version__}-py3-none-any.whl"
+    on_colab = ("set INSTALL_SEGLAB = True above and run this cell again" if wheel_url else
+                f"upload {wheel} (Files panel), run  %pip install {wheel}  in a new cell")
+    source = f'''# Setup: run this cell first. It imports the course package seglab or, where seglab is missing, stops
+# with instructions. It downloads nothing unless you set INSTALL_SEGLAB = True (for Google Colab).
+SEGLAB_WHEEL_URL = {json.dumps(wheel_url)}  # the course's wheel, set by your tutor
+INSTALL_SEGLAB = False  # Google Colab: set to True and run this cell again to install seglab from SEGLAB_WHEEL_URL
+import sys
+
+try:
+    import seglab
+except ModuleNotFoundError:
+    if not (INSTALL_SEGLAB and SEGLAB_WHEEL_URL):
+        class SeglabNotInstalled(Exception):
+            def _render_traceback_(self):  # Jupyter shows the message alone, without a traceback
+                return [str(self)]
+
+        raise SeglabNotInstalled(
+            f"seglab, the course package, is not installed in this notebook's Python ({{sys.executable}}).\\n"
+            "Install the course kit's wheel into it: in a new cell, run\\n"
+            "    %pip install ../{wheel}\\n"
+            "(the path from the kit's notebooks/ folder), then restart the kernel and run the notebook again.\\n"
+            "On Google Colab: {on_colab}.") from None
+    get_ipython().run_line_magic("pip", "install " + SEGLAB_WHEEL_URL)
+    import seglab
+if seglab.__version__ != "{__version__}":
+    print(f"note: this notebook is for seglab {__version__}; seglab {{seglab.__version__}} is installed")'''
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = SETUP_TAG  # a fixed id: releasing an unchanged source changes no byte
+    cell.metadata["tags"] = [SETUP_TAG]
+    return cell
+
+
 def grade_ids(notebook) -> list[str]:
     return [cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells
             if "nbgrader" in cell.metadata and "grade_id" in cell.metadata["nbgrader"]]
 
 
-def release_notebook(solution) -> nbformat.NotebookNode:
+def release_notebook(solution, wheel_url: str = "") -> nbformat.NotebookNode:
     """The student version of a solution notebook (a new notebook; the input is not changed)."""
     student = copy.deepcopy(solution)
     student.cells = [cell for cell in student.cells if TUTOR_TAG not in cell.metadata.get("tags", [])]
+    title_first = bool(student.cells) and student.cells[0].cell_type == "markdown"
+    student.cells.insert(1 if title_first else 0, setup_cell(wheel_url))
     for cell in student.cells:
         cell.source = student_source(cell.source, cell.cell_type)
         if cell.cell_type == "code":
@@ -96,7 +149,8 @@ def write_notebook(notebook, path: str | Path) -> None:
     Path(path).write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
 
 
-def release_all(source_dir: str | Path = "solutions", target_dir: str | Path = "notebooks") -> list[Path]:
+def release_all(source_dir: str | Path = "solutions", target_dir: str | Path = "notebooks",
+                wheel_url: str = "") -> list[Path]:
     """Release every ``source_dir/NN_*.ipynb`` into ``target_dir``; returns the files written."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     sources = sorted(source_dir.glob("[0-9][0-9]_*.ipynb"))
@@ -105,7 +159,7 @@ def release_all(source_dir: str | Path = "solutions", target_dir: str | Path = "
                                 "`seglab release` in the repository root, or pass --source")
     written = []
     for path in sources:
-        student = release_notebook(nbformat.read(path, as_version=4))
+        student = release_notebook(nbformat.read(path, as_version=4), wheel_url)
         write_notebook(student, target_dir / path.name)
         written.append(target_dir / path.name)
     return written

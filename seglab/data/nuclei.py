@@ -1,7 +1,8 @@
 """Real fluorescence microscopy: stained cell nuclei with ground-truth instance masks.
 
 The image and its instance labels come from the 2018 Data Science Bowl (BBBC038), as shipped with
-the ``stardist`` package; ``data/nuclei/PROVENANCE.md`` says exactly where from. One 512x512 image
+the ``stardist`` package; they ship inside seglab (``seglab/data/nuclei_sample/``, with
+``PROVENANCE.md`` and ``LICENSE.md``), so an installed seglab needs no repository. One 512x512 image
 is split by region: the left ``1 - val_fraction`` of the columns is for training, the rest for
 validation, so no pixel is in both.
 
@@ -21,7 +22,7 @@ from torch.utils.data import Dataset
 
 __all__ = ["DEFAULT_ROOT", "NucleiDataset", "instance_boundaries", "load_nuclei"]
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "nuclei"
+DEFAULT_ROOT = Path(__file__).resolve().parent / "nuclei_sample"  # package data: works from a wheel too
 LABELS = {"binary": ("background", "nucleus"), "3class": ("background", "interior", "boundary")}
 PALETTES = {"binary": ((0, 0, 0), (0, 200, 120)), "3class": ((0, 0, 0), (0, 200, 120), (255, 60, 60))}
 
@@ -38,7 +39,8 @@ def load_nuclei(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]
             f"nuclei data not found: missing {', '.join(missing)}. Expected layout:\n"
             f"  {root}/image.png       8-bit grayscale image\n"
             f"  {root}/instances.png   8-bit instance ids (0 = background)\n"
-            "It ships with seglab in data/nuclei/ of the repository; pass root= if you moved it.")
+            "It ships inside the seglab package (seglab/data/nuclei_sample/): reinstall seglab, or pass root= "
+            "to a folder with those two files.")
     image = np.asarray(Image.open(files[0]), dtype=np.float32) / 255.0
     instances = np.asarray(Image.open(files[1])).astype(np.int64)
     if image.ndim != 2 or image.shape != instances.shape:

@@ -1,0 +1,297 @@
+"""The student kit: what a class gets, built from the tutor's repository, holding no solution.
+
+``build_kit(OUT)`` (``seglab release --kit OUT`` in the repository root) writes
+
+    OUT/README.md                        the student's guide: install, open, check, hand in
+    OUT/seglab-<version>-py3-none-any.whl  the package, the nuclei sample inside it
+    OUT/notebooks/NN_name.ipynb          the released student notebooks
+    OUT.zip                              all of the above, in one folder OUT/
+
+and then scans every text file of the folder and the zip, and every file inside the wheel, for
+anything from ``solutions/`` (:func:`find_leaks`): a file under a ``solutions`` folder, a solution or
+hidden-test marker, the text of any solution region, hidden-test region or tutor-only cell, and, in
+notebooks, a token that only the solution uses. A kit with a leak is an error, not a warning.
+
+The wheel is built from a copy of ``pyproject.toml`` and ``seglab/`` (nothing else of the
+repository, nothing untracked beside them), with the student README as its description.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import nbformat
+
+from seglab.course.release import (
+    SETUP_TAG,
+    TUTOR_TAG,
+    hidden_regions,
+    release_all,
+    solution_regions,
+    solution_tokens,
+)
+
+__all__ = ["KitError", "KitLeakError", "SolutionSecrets", "build_kit", "build_wheel", "find_leaks", "kit_readme"]
+
+MARKER_LINE = re.compile(r"^\s*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$", re.MULTILINE)
+KIT_MARKER = ".seglab-kit"  # a folder with this file is a kit that a later build may replace
+
+
+class KitError(Exception):
+    """The kit could not be built (the wheel failed to build, or the kit would leak solutions)."""
+
+
+class KitLeakError(KitError):
+    """The built kit contains something from the solutions."""
+
+
+@dataclass
+class SolutionSecrets:
+    """What must never reach a student, read from the solution notebooks."""
+
+    regions: list[list[str]] = field(default_factory=list)  # normalised lines of each region / tutor cell
+    tokens: dict[str, set[str]] = field(default_factory=dict)  # notebook name -> tokens only its solutions use
+
+    @classmethod
+    def read(cls, solutions_dir: str | Path) -> SolutionSecrets:
+        secrets = cls()
+        for path in sorted(Path(solutions_dir).glob("[0-9][0-9]_*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            secrets.tokens[path.name] = solution_tokens(notebook)
+            for cell in notebook.cells:
+                texts = solution_regions(cell.source) + hidden_regions(cell.source)
+                if TUTOR_TAG in cell.metadata.get("tags", []):
+                    texts.append(cell.source)
+                secrets.regions += [lines for lines in map(_normalised, texts) if lines]
+        if not secrets.tokens:
+            raise FileNotFoundError(f"no solution notebooks (NN_name.ipynb) in {Path(solutions_dir).resolve()}")
+        return secrets
+
+
+def _normalised(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _contains(lines: list[str], region: list[str]) -> bool:
+    first, n = region[0], len(region)
+    return any(lines[i:i + n] == region for i, line in enumerate(lines) if line == first)
+
+
+def _texts(path: Path) -> Iterator[tuple[str, str]]:
+    """``(name, text)`` of every text file in a folder, zip or wheel, nested archives opened too."""
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            name = file.relative_to(path.parent).as_posix()
+            yield from _file_texts(name, file.read_bytes())
+    else:
+        yield from _file_texts(path.name, path.read_bytes())
+
+
+def _file_texts(name: str, data: bytes) -> Iterator[tuple[str, str]]:
+    yield name, ""  # every name is checked, text or not
+    if name.endswith((".zip", ".whl")):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.namelist():
+                if not member.endswith("/"):
+                    yield from _file_texts(f"{name}!{member}", archive.read(member))
+        return
+    try:
+        yield name, data.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # a picture or other binary file: its name was checked
+
+
+def find_leaks(path: str | Path, secrets: SolutionSecrets) -> list[str]:
+    """Everything in the folder, zip or wheel at ``path`` that comes from the solutions (empty: clean)."""
+    leaks = []
+    for name, text in _texts(Path(path)):
+        parts = [part for member in name.split("!") for part in PurePosixPath(member).parts]
+        if "solutions" in parts:
+            leaks.append(f"{name}: a file from solutions/")
+        if not text:
+            continue
+        tokens, own_text = set(), text
+        if name.endswith(".ipynb"):
+            try:
+                notebook = nbformat.reads(text, as_version=4)
+            except Exception:
+                leaks.append(f"{name}: not a readable notebook, cannot be checked")
+                continue
+            text = "\n".join(cell.source for cell in notebook.cells)
+            own_text = "\n".join(cell.source for cell in notebook.cells  # the generated setup cell is not theirs
+                                 if SETUP_TAG not in cell.metadata.get("tags", []))
+            tokens = secrets.tokens.get(PurePosixPath(name.split("!")[-1]).name, set())
+        if MARKER_LINE.search(text):
+            leaks.append(f"{name}: a solution or hidden-test marker line")
+        lines = _normalised(text)
+        leaks += [f"{name}: the text of a solution, hidden-test or tutor cell ({region[0][:60]!r} ...)"
+                  for region in secrets.regions if _contains(lines, region)]
+        found = sorted(t for t in tokens if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", own_text))
+        if found:
+            leaks.append(f"{name}: tokens that only the solution uses: {', '.join(found[:10])}")
+    return leaks
+
+
+def build_wheel(project_dir: str | Path, out_dir: str | Path, readme: str) -> Path:
+    """Build seglab's wheel from a copy of ``pyproject.toml`` and ``seglab/`` with ``readme`` as its README."""
+    project_dir, out_dir = Path(project_dir), Path(out_dir)
+    missing = [name for name in ("pyproject.toml", "seglab") if not (project_dir / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{project_dir.resolve()} is not the seglab repository (missing "
+                                f"{', '.join(missing)}): run `seglab release --kit` in the repository root")
+    with tempfile.TemporaryDirectory(prefix="seglab-wheel-") as tmp:
+        source = Path(tmp) / "seglab-source"
+        shutil.copytree(project_dir / "seglab", source / "seglab",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints"))
+        shutil.copy(project_dir / "pyproject.toml", source / "pyproject.toml")
+        (source / "README.md").write_text(readme, encoding="utf-8")
+        built = Path(tmp) / "wheel"
+        result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                                 "-w", str(built), str(source)], capture_output=True, text=True)
+        wheels = sorted(built.glob("seglab-*.whl"))
+        if result.returncode != 0 or len(wheels) != 1:
+            raise KitError(f"building the wheel failed:\n{result.stdout}{result.stderr}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(wheels[0], out_dir / wheels[0].name))
+
+
+def kit_readme(wheel_name: str, notebooks: list[Path], wheel_url: str = "") -> str:
+    """The student's README: two commands to start, then how to check and hand in a notebook."""
+    rows = []
+    for path in notebooks:
+        title = next((line.lstrip("# ").strip() for line in nbformat.read(path, as_version=4).cells[0].source
+                     .splitlines() if line.startswith("# ")), path.stem)
+        rows.append(f"| `notebooks/{path.name}` | {title} |")
+    colab = (f"its first cell installs seglab from `{wheel_url}` when you set `INSTALL_SEGLAB = True` there."
+             if wheel_url else f"upload `{wheel_name}` and run `%pip install {wheel_name}` in a cell first.")
+    return f"""# Semantic Segmentation with Deep Learning: course kit
+
+The course notebooks, and `seglab`, the small PyTorch library they build on. Everything runs offline on
+a laptop CPU (a GPU is used when there is one).
+
+## Quick start
+
+In this folder, with Python 3.10 or newer:
+
+```bash
+python3 -m pip install "{wheel_name}[lab]"
+jupyter lab notebooks/
+```
+
+The first command installs seglab with PyTorch and JupyterLab, the second opens the notebooks. Start
+with `00_am_i_prepared`, then work through them in order; in each one use *Run → Run All Cells* first.
+
+**No NVIDIA GPU?** Install PyTorch's CPU-only build *before* the first command: it is a few hundred MB
+instead of several GB and runs everything in this course:
+
+```bash
+python3 -m pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
+```
+
+A virtual environment keeps the course's packages apart from your other Python work: run
+`python3 -m venv .venv` and `. .venv/bin/activate` (Windows: `.venv\\Scripts\\activate`) first.
+
+- **JupyterHub**: open a terminal there, run `python3 -m pip install --user {wheel_name}` in this
+  folder (JupyterLab is already there), restart your kernel, open `notebooks/`.
+- **Google Colab**: open a notebook; {colab}
+
+Each notebook's first cell checks that seglab is installed and, if it is not, says how to install it.
+
+## The notebooks
+
+| notebook | topic |
+|---|---|
+{chr(10).join(rows)}
+
+Each exercise is a function (or a short answer) for you to write, followed by a check that tests it on
+fresh random cases against PyTorch and prints ✔, or ✘ with a hint. Before you solve anything the checks
+say "not implemented yet", and *Run All* still works top to bottom.
+
+## Before you hand in
+
+```bash
+seglab check notebooks/01_convolution_arithmetic.ipynb --zip
+```
+
+re-runs your notebook in a fresh kernel (training cells shortened; the checks do not depend on them;
+`--full` runs them at full size) and prints a table: every exercise with its points, ✔ or ✘, "not
+implemented yet", or "answer graded by hand". Run it before you hand in: a notebook that only worked
+because of a cell you have since changed or deleted shows up here. `--zip` writes
+`01_convolution_arithmetic-<hash>.zip` with your notebook, unchanged, and a manifest with its SHA-256,
+so you and your tutor can be sure you mean the same file. Hand in what your tutor asks for.
+
+The checks in your notebook are the public ones. At grading, hidden checks test the same functions on
+many more random cases, and your written answers are read by a tutor.
+
+## Data
+
+- *Synthetic shapes* are generated on the fly: nothing is downloaded.
+- *Nuclei*: one fluorescence microscopy image of stained cell nuclei with its ground-truth mask, from the
+  2018 Data Science Bowl (BBBC038; Caicedo et al., *Nucleus segmentation across imaging experiments: the
+  2018 Data Science Bowl*, Nature Methods 16(12), 2019), as shipped with the `stardist` package
+  (BSD-3-Clause). It comes inside the seglab package, with its provenance and licence
+  (`seglab/data/nuclei_sample/`).
+"""
+
+
+def _zip_folder(folder: Path, target: Path) -> Path:
+    """``target`` holding ``folder/...`` (stable order and timestamps), written atomically."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                info = zipfile.ZipInfo(file.relative_to(folder.parent).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+                archive.writestr(info, file.read_bytes())
+    os.chmod(tmp.name, 0o644)  # a temporary file is private; the kit is for sharing
+    os.replace(tmp.name, target)
+    return target
+
+
+def build_kit(out: str | Path, *, source_dir: str | Path = "solutions", project_dir: str | Path = ".",
+              wheel_url: str = "") -> tuple[Path, Path]:
+    """Build the kit folder ``out`` and ``out.zip``; returns both. Raises :class:`KitLeakError` on a leak.
+
+    A folder ``out`` that holds anything but an earlier kit is never overwritten.
+    """
+    from seglab import __version__
+
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()) and not (out / KIT_MARKER).exists():
+        raise FileExistsError(f"{out} exists and is not a seglab kit: choose a new folder for the kit")
+    secrets = SolutionSecrets.read(source_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)) / out.name
+    try:
+        notebooks = release_all(source_dir, staging / "notebooks", wheel_url)
+        wheel_name = f"seglab-{__version__}-py3-none-any.whl"
+        readme = kit_readme(wheel_name, notebooks, wheel_url)
+        wheel = build_wheel(project_dir, staging, readme)
+        if wheel.name != wheel_name:
+            raise KitError(f"the wheel is {wheel.name}, expected {wheel_name}")
+        (staging / "README.md").write_text(readme, encoding="utf-8")
+        (staging / KIT_MARKER).write_text(f"seglab {__version__} student kit\n", encoding="utf-8")
+        leaks = find_leaks(staging, secrets)
+        if leaks:
+            raise KitLeakError("the kit would give students solution material; nothing was written:\n  "
+                               + "\n  ".join(leaks))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
+    archive = _zip_folder(out, out.with_name(out.name + ".zip"))
+    leaks = find_leaks(archive, secrets)
+    if leaks:  # cannot happen unless the folder changed under us; never hand out such a zip
+        archive.unlink()
+        raise KitLeakError("the kit's zip holds solution material:\n  " + "\n  ".join(leaks))
+    return out, archive
