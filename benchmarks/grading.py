@@ -3,9 +3,10 @@
 The submissions cycle through five kinds: correct, partially correct, broken (syntax error), endless
 loop, and not a notebook (invalid JSON). The script grades the first n of them for several n with
 ``--workers`` parallel workers, prints submissions per minute (time should grow linearly with n), then
-grades the largest set one by one (``--workers 1``) and checks that every grade is identical.
+grades the largest set one by one (``--workers 1``) and checks that every grade is identical. Last, it
+grades the largest set without the sandbox (``sandbox="none"``) to show what the isolation costs.
 
-    python benchmarks/grading.py [--count 100] [--workers 2] [--timeout 10]
+    python benchmarks/grading.py [--count 100] [--workers 2] [--timeout 10] [--sandbox bwrap]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
 from seglab.course.grade import grade
+from seglab.course.sandbox import bwrap_available
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("correct", "partial", "broken", "endless", "invalid")
@@ -57,9 +59,11 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=10, help="seconds per cell")
+    parser.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap" if bwrap_available() else "none")
     args = parser.parse_args()
     sizes = sorted({max(1, args.count // 4), max(1, args.count // 2), args.count})
-    print(f"machine: {machine()}\n{args.count} submissions ({', '.join(KINDS)}), {args.workers} workers\n")
+    print(f"machine: {machine()}\n{args.count} submissions ({', '.join(KINDS)}), {args.workers} workers, "
+          f"sandbox {args.sandbox}\n")
     rows, graded = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
@@ -68,7 +72,7 @@ def main() -> int:
             make_submissions(folder, size)
             start = time.perf_counter()
             graded[size] = grade(folder, solutions_dir=ROOT / "solutions", timeout=args.timeout,
-                                 workers=args.workers)
+                                 workers=args.workers, sandbox=args.sandbox)
             seconds = time.perf_counter() - start
             rows.append([size, round(seconds, 1), round(size / seconds * 60, 1), round(seconds / size, 2)])
             print(f"{size} submissions: {seconds:.0f} s", flush=True)
@@ -76,8 +80,16 @@ def main() -> int:
         print(table(["submissions", "seconds", "submissions/min", "seconds per submission"], rows))
         largest = Path(tmp) / f"class{args.count}"
         start = time.perf_counter()
-        one_by_one = grade(largest, solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=1)
+        one_by_one = grade(largest, solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=1,
+                           sandbox=args.sandbox)
         print(f"\none by one: {time.perf_counter() - start:.0f} s")
+        other = "none" if args.sandbox == "bwrap" else "bwrap"
+        if other == "none" or bwrap_available():
+            start = time.perf_counter()
+            grade(largest, solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=args.workers, sandbox=other)
+            seconds = time.perf_counter() - start
+            print(f"sandbox {other}: {args.count / seconds * 60:.1f} submissions/min "
+                  f"({seconds / args.count:.2f} s each) against {rows[-1][2]} with sandbox {args.sandbox}")
 
     def key(rows):
         return sorted((r.student, r.exercise, r.points, r.message) for r in rows)

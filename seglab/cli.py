@@ -155,14 +155,46 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grade(args: argparse.Namespace) -> int:
-    from seglab.course.grade import grade, summary, write_csv
+def _bytes(text: str) -> int:
+    """``"6G"``, ``"512M"`` or a number of bytes."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    try:
+        return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1:].upper() in units else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: write e.g. 6G or 512M") from None
 
-    rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
-                 total_timeout=args.total_timeout, workers=args.workers)
-    write_csv(rows, args.out)
+
+def _grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seglab.course.grade import append_csv, grade, read_csv, summary, write_csv
+    from seglab.course.sandbox import Limits, SandboxUnavailable
+
+    out = Path(args.out)
+    previous = read_csv(out) if args.resume and out.exists() else []
+    if previous:
+        print(f"resuming: {len({(r.student, r.notebook) for r in previous})} submissions in {out} are not graded again")
+    else:
+        out.unlink(missing_ok=True)  # a fresh batch
+        if args.resume:
+            print(f"nothing to resume in {out}: grading every submission")
+    if args.sandbox == "none":
+        print("WARNING: --sandbox none: submissions run WITHOUT isolation. A submission can read and change your "
+              "files (solutions included), use the network and stop the grader. Grade untrusted work only with "
+              "the bwrap sandbox.", file=sys.stderr)
+    limits = Limits(memory_bytes=args.memory)
+    try:
+        rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
+                     total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
+                     skip={(r.student, r.notebook) for r in previous},
+                     on_student=lambda student_rows: append_csv(student_rows, out))
+    except SandboxUnavailable as error:
+        print(f"seglab grade: error: {error}", file=sys.stderr)
+        return 2
+    rows = sorted(previous + rows, key=lambda r: (r.student, r.notebook))
+    write_csv(rows, out)
     print(summary(rows))
-    print(f"\n{len(rows)} rows written to {args.out}")
+    print(f"\n{len(rows)} rows written to {out}")
     return 0
 
 
@@ -230,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--total-timeout", type=float, default=900, help="seconds per notebook (default 900)")
     grade.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
     grade.add_argument("--solutions", default="solutions", help="solution notebooks with the official checks")
+    grade.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap" if sys.platform == "linux" else "none",
+                       help="run each submission in bubblewrap (default on Linux) or without isolation")
+    grade.add_argument("--memory", type=_bytes, default="6G", help="address space per kernel process (default 6G)")
+    grade.add_argument("--resume", action="store_true",
+                       help="keep the students already in --out and grade only the others")
     grade.set_defaults(func=_grade)
     return parser
 

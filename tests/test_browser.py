@@ -3,8 +3,10 @@
 Starts ``jupyter lab`` on 127.0.0.1 with a token, a fresh workspace and settings, on a copy of
 ``notebooks/``; opens each notebook with ``?reset``, runs ``runmenu:run-all``, waits for every code
 cell, and checks that no cell shows a traceback, that the quiz (00) and the convolution explorer (01)
-render and respond, and that training progress bars render (03). A screenshot of each notebook goes
-to ``test-artifacts/screenshots/``. Skip with ``pytest -m "not browser"`` on machines without Chromium.
+render and respond, and that training progress bars render (03); and, in a JupyterLab whose Python has
+no seglab, that Run All stops at the setup cell with the install instructions alone. A screenshot of
+each notebook goes to ``test-artifacts/screenshots/``. Skip with ``pytest -m "not browser"`` on machines
+without Chromium.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,16 +42,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on a copy of the student notebooks; stopped by its process id."""
+@contextmanager
+def _jupyter_lab(base: Path, notebooks: Path, env: dict[str, str]):
+    """A JupyterLab server on a copy of ``notebooks`` with a fresh workspace and settings; stopped by its
+    process id."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.fail("Chromium is not installed: run tools/install-browser (apt-get install chromium), "
+        pytest.fail("Chromium is not installed: run tools/install-system-packages (apt-get install chromium), "
                     "or skip the browser tests with pytest -m 'not browser'")
-    base = tmp_path_factory.mktemp("lab")
     work, settings, workspaces = base / "work", base / "settings", base / "workspaces"
-    shutil.copytree(ROOT / "notebooks", work)
+    shutil.copytree(notebooks, work)
     news = settings / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
     (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
@@ -64,7 +67,7 @@ def lab(tmp_path_factory):
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              env={**os.environ, "SEGLAB_QUICK": "1"})
+                              env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -88,6 +91,12 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with _jupyter_lab(tmp_path_factory.mktemp("lab"), ROOT / "notebooks", {"SEGLAB_QUICK": "1"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def browser(lab):
     from playwright.sync_api import sync_playwright
 
@@ -97,16 +106,17 @@ def browser(lab):
         browser.close()
 
 
-def _run_all(page, lab, name: str) -> None:
+def _start_run_all(page, lab, name: str) -> None:
+    """Open the notebook, wait for its kernel to be idle, and start Run All."""
     page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-                           " === 'idle'", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
+                           "?.status === 'idle'", timeout=60_000)
     page.evaluate("() => window.jupyterapp.commands.execute('runmenu:run-all')")
+
+
+def _run_all(page, lab, name: str) -> None:
+    _start_run_all(page, lab, name)
     # done when every code cell of the notebook's model has an execution count and the kernel is idle
     page.wait_for_function("""() => {
         const panel = window.jupyterapp.shell.currentWidget;
@@ -181,3 +191,37 @@ def _check_explorer(page) -> None:
     page.wait_for_function("(before) => [...document.querySelectorAll('.jp-NotebookPanel .widget-output')]"
                            ".map(o => o.innerText).join('\\n') !== before", arg=before, timeout=30_000)
     assert "output size" in printed() and printed() != before
+
+
+def test_without_seglab_run_all_stops_at_the_setup_cell_with_one_message(browser, tmp_path):
+    """A JupyterLab whose Python has no seglab (a bare JupyterLab, a JupyterHub, Colab): Run All stops at
+    the setup cell, which shows the install instructions and no traceback."""
+    hide = tmp_path / "hide-seglab"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['seglab'] = None  # as if not installed\n")
+    with _jupyter_lab(tmp_path / "lab", ROOT / "notebooks", {"PYTHONPATH": str(hide)}) as bare_lab:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            _start_run_all(page, bare_lab, "04_unet.ipynb")
+            page.wait_for_function("""() => {
+                const panel = window.jupyterapp.shell.currentWidget;
+                const first = [...panel.content.model.cells].find(c => c.type === 'code');
+                return first.executionCount !== null && panel.sessionContext.session.kernel.status === 'idle';
+            }""", timeout=60_000, polling=500)
+            page.wait_for_timeout(2000)  # Run All would have gone on by now if it were going to
+            cells = _model_outputs(page)
+            (error,) = cells[0]["outputs"]
+            assert error["output_type"] == "error" and error["ename"] == "SeglabNotInstalled"
+            # JupyterLab queues Run All's cells and the kernel aborts the queue after an error, so the next
+            # cell (the imports) may slip in before the abort and fail too; nothing after it runs
+            assert cells[1]["count"] is None or cells[1]["outputs"][-1]["ename"] == "ModuleNotFoundError"
+            assert all(cell["count"] is None for cell in cells[2:]), "Run All went on past the setup cell"
+            message = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
+            message.scroll_into_view_if_needed()  # for the screenshot
+            shown = message.inner_text()
+            assert "seglab, the course package, is not installed" in shown and "%pip install ../seglab-" in shown
+            assert "Traceback" not in shown and "----" not in shown  # the message alone
+        finally:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "without-seglab.png"), full_page=False)
+            page.close()

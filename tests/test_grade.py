@@ -75,7 +75,7 @@ def graded(tmp_path_factory):
     _solve(renamed, "transposed_conv_output_size")
     _write(renamed, folder / "submitted" / "heidi" / "ps1" / "my_work.ipynb")
 
-    rows = grade(folder, solutions_dir=ROOT / "solutions", timeout=8, total_timeout=120, workers=2)
+    rows = grade(folder, solutions_dir=ROOT / "solutions", timeout=30, total_timeout=300, workers=2)
     table = {(r.student, r.exercise): r for r in rows}
     return folder, rows, table
 
@@ -162,3 +162,32 @@ def test_cli_grade_writes_csv(tmp_path, capsys):
     assert {r["student"] for r in rows} == {"zoe"} and all(r["points"] in ("0", "0.0", "") for r in rows)
     assert "zoe" in capsys.readouterr().out
     json.dumps(rows)
+
+
+def test_missing_bubblewrap_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import seglab.course.grade as grade_module
+
+    monkeypatch.setattr(grade_module, "bwrap_available", lambda: False)
+    shutil.copy(STUDENT, tmp_path / "zoe.ipynb")
+    assert main(["grade", str(tmp_path / "zoe.ipynb"), "--out", str(tmp_path / "g.csv"), "--solutions",
+                 str(ROOT / "solutions"), "--sandbox", "bwrap"]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install bubblewrap" in err and "--sandbox none" in err and "Traceback" not in err
+
+
+def test_grading_without_the_sandbox_warns_loudly(tmp_path, capsys):
+    (tmp_path / "frank.ipynb").write_text("not a notebook")  # nothing to run: the warning is what matters
+    assert main(["grade", str(tmp_path), "--out", str(tmp_path / "g.csv"), "--solutions", str(ROOT / "solutions"),
+                 "--sandbox", "none"]) == 0
+    assert "WITHOUT isolation" in capsys.readouterr().err
+
+
+def test_limits_launcher_sets_the_limits_and_runs_the_command():
+    import subprocess
+    import sys
+
+    probe = "import resource as r; print(r.getrlimit(r.RLIMIT_AS)[0], r.getrlimit(r.RLIMIT_FSIZE)[0])"
+    result = subprocess.run([sys.executable, "-m", "seglab.course.limits", "--memory", str(3 << 30), "--cpu", "60",
+                             "--file-size", "4096", "--", sys.executable, "-c", probe],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(3 << 30), "4096"]

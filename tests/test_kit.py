@@ -102,6 +102,9 @@ def test_the_leak_scan_finds_planted_leaks(kit, secrets, tmp_path):
     _rezip(folder / WHEEL, {"seglab/answers.py": body, "seglab/solutions/x.txt": "hello"})
     student = nbformat.read(folder / "notebooks" / "02_upsampling.ipynb", as_version=4)
     student.cells.append(nbformat.v4.new_code_cell(tutor.source))
+    printed = nbformat.v4.new_code_cell("print(answer)")
+    printed.outputs = [nbformat.v4.new_output("stream", text=body)]  # a solution in an output
+    student.cells.append(printed)
     student.cells.append(nbformat.v4.new_markdown_cell(hidden.source.split("### BEGIN HIDDEN TESTS")[1]
                                                        .split("### END HIDDEN TESTS")[0]))
     nbformat.write(student, folder / "notebooks" / "02_upsampling.ipynb")
@@ -109,7 +112,7 @@ def test_the_leak_scan_finds_planted_leaks(kit, secrets, tmp_path):
     leaks = "\n".join(find_leaks(folder, secrets))
     assert f"{WHEEL}!seglab/answers.py: the text of a solution" in leaks
     assert f"{WHEEL}!seglab/solutions/x.txt: a file from solutions/" in leaks
-    assert leaks.count("02_upsampling.ipynb: the text of a solution, hidden-test or tutor cell") == 2
+    assert leaks.count("02_upsampling.ipynb: the text of a solution, hidden-test or tutor cell") == 3
     assert "notes.md: a solution or hidden-test marker line" in leaks
 
 

@@ -12,17 +12,22 @@ For every submission the grader
    a kernel that dies ends the run, and what was checked before still counts;
 5. reads each check's ``points: X / Y`` line and writes one row per student and exercise.
 
-Student code only ever runs in those kernels, never in the grader's process. Submissions are graded
-in parallel worker processes, each with its own kernel.
+Student code only ever runs in those kernels, never in the grader's process, and each kernel runs in
+a sandbox (:mod:`seglab.course.sandbox`: no network, no view of the tutor's files, other submissions
+or the grader's processes, limits on memory, processes, CPU time and output). Submissions are graded
+in parallel worker processes, each with its own kernel; ``on_student`` receives each student's rows
+as soon as they are graded, so an interrupted batch loses nothing (``seglab grade --resume``).
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import re
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,9 +35,10 @@ import nbformat
 
 from seglab.course.execute import execute_notebook
 from seglab.course.release import grade_ids
+from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, bwrap_available
 
-__all__ = ["Exercise", "GradeRow", "collect_submissions", "grade", "grade_submission", "load_exercises",
-           "summary", "write_csv"]
+__all__ = ["Exercise", "GradeRow", "append_csv", "collect_submissions", "grade", "grade_submission",
+           "load_exercises", "read_csv", "summary", "write_csv"]
 
 POINTS_LINE = re.compile(r"points: ([0-9.]+) / ([0-9.]+)")
 FIELDS = ("student", "notebook", "exercise", "points", "max", "message")
@@ -136,8 +142,10 @@ def _check_result(cell) -> tuple[float, str] | None:
 
 
 def grade_submission(student: str, file: str | Path, exercises: dict[str, list[Exercise]], *, timeout: float = 60,
-                     total_timeout: float = 900, kernel_name: str = "python3") -> list[GradeRow]:
-    """Grade one submission (runs its code in a fresh kernel); never raises for a bad submission."""
+                     total_timeout: float = 900, sandbox: str = "bwrap", limits: Limits | None = None,
+                     environment: dict[str, str] | None = None) -> list[GradeRow]:
+    """Grade one submission (runs its code in a fresh, sandboxed kernel); never raises for a bad submission."""
+    limits = limits or Limits()
     file = Path(file)
     try:
         notebook = nbformat.read(file, as_version=4)
@@ -171,8 +179,19 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
             rows[gid].message = "check cell was deleted; the official check ran at the end"
 
     with tempfile.TemporaryDirectory(prefix="seglab-grade-") as workdir:
-        stop_reason = execute_notebook(notebook, workdir, timeout=timeout, total_timeout=total_timeout,
-                                       kernel_name=kernel_name)
+        kernel = SandboxedKernel(workdir, sandbox=sandbox, limits=limits, environment=environment)
+        try:
+            kernel.start_watchdog()
+            with open(kernel.control / "kernel.log", "w") as log:
+                stop_reason = execute_notebook(notebook, workdir, timeout=timeout, total_timeout=total_timeout,
+                                               kernel_manager=kernel.manager, cell_output_bytes=limits.output_bytes,
+                                               kernel_log=log)
+            if stop_reason and stop_reason.startswith("could not run"):
+                stop_reason += " — kernel log: " + (kernel.control / "kernel.log").read_text()[-500:]
+        finally:
+            kernel.cleanup()
+        if kernel.killed_reason:
+            stop_reason = f"the sandbox was stopped: {kernel.killed_reason}"
 
     for cell in notebook.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -187,34 +206,97 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
     return list(rows.values())
 
 
+def kernel_environment(threads: int) -> dict[str, str]:
+    """What a submission's kernel gets of the grader's environment: thread counts and the quick switch."""
+    environment = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}  # no oversubscription
+    if "SEGLAB_QUICK" in os.environ:
+        environment["SEGLAB_QUICK"] = os.environ["SEGLAB_QUICK"]
+    return environment
+
+
 def _grade_job(job: tuple) -> list[GradeRow]:
-    student, file, exercises, timeout, total_timeout, threads = job
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the kernels inherit this: no oversubscription
-        os.environ[variable] = str(threads)
-    return grade_submission(student, file, exercises, timeout=timeout, total_timeout=total_timeout)
+    student, file, exercises, options = job
+    return grade_submission(student, file, exercises, **options)
+
+
+def submission_key(student: str, file: Path, exercises: dict[str, list[Exercise]]) -> tuple[str, str]:
+    """``(student, notebook)`` as the CSV names it: what ``--resume`` skips."""
+    try:
+        notebook = nbformat.read(file, as_version=4)
+    except Exception:
+        notebook = None
+    return student, _identify(notebook, file, exercises) or file.name
 
 
 def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout: float = 60,
-          total_timeout: float = 900, workers: int = 1) -> list[GradeRow]:
-    """Grade a notebook or a folder of them, ``workers`` at a time; rows sorted by student."""
+          total_timeout: float = 900, workers: int = 1, sandbox: str = "bwrap", limits: Limits | None = None,
+          skip: set[tuple[str, str]] = frozenset(),
+          on_student: Callable[[list[GradeRow]], None] | None = None) -> list[GradeRow]:
+    """Grade a notebook or a folder of them, ``workers`` at a time.
+
+    ``skip``: ``(student, notebook)`` pairs graded before (``--resume``). ``on_student(rows)`` is called
+    in this process as each submission is graded, in the order they finish.
+    """
     exercises = load_exercises(solutions_dir)
-    submissions = collect_submissions(path)
+    if sandbox == "bwrap" and not bwrap_available():
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed: on Debian or Ubuntu run `sudo apt-get install "
+                                 "bubblewrap`, or grade with --sandbox none (no isolation: a submission can then "
+                                 "read your files and stop the grader)")
+    submissions = [(s, f) for s, f in collect_submissions(path) if submission_key(s, f, exercises) not in skip]
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
-    jobs = [(student, file, exercises, timeout, total_timeout, threads) for student, file in submissions]
+    options = {"timeout": timeout, "total_timeout": total_timeout, "sandbox": sandbox, "limits": limits,
+               "environment": kernel_environment(threads)}
+    jobs = [(student, file, exercises, options) for student, file in submissions]
+    results: list[list[GradeRow]] = []
+
+    def done(rows: list[GradeRow]) -> None:
+        results.append(rows)
+        if on_student is not None:
+            on_student(rows)
+
     if workers <= 1:
-        results = [_grade_job(job) for job in jobs]
+        for job in jobs:
+            done(_grade_job(job))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_grade_job, jobs))
-    return [row for rows in results for row in rows]
+        # spawn, not fork: a forked worker inherits this process's ZeroMQ state, which is not fork-safe
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(_grade_job, job) for job in jobs]):
+                done(future.result())
+    return sorted((row for rows in results for row in rows), key=lambda r: (r.student, r.notebook))
 
 
 def write_csv(rows: list[GradeRow], path: str | Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as file:
+    """Write all rows, atomically (a crash leaves the old file or the new one, never half of one)."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", dir=path.parent or ".",
+                                     prefix=f".{path.name}.", delete=False) as file:
         writer = csv.DictWriter(file, fieldnames=FIELDS)
         writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
+        writer.writerows(asdict(row) for row in rows)
+    os.replace(file.name, path)
+
+
+def append_csv(rows: list[GradeRow], path: str | Path) -> None:
+    """Add one student's rows to the CSV as soon as they are graded, on disk before the next student."""
+    path = Path(path)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def read_csv(path: str | Path) -> list[GradeRow]:
+    """The rows of a grades CSV (``--resume`` reads what an interrupted batch wrote)."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    if rows and set(rows[0]) != set(FIELDS):
+        raise ValueError(f"{path} is not a seglab grades CSV (columns {', '.join(rows[0])}): choose another --out")
+    return [GradeRow(r["student"], r["notebook"], r["exercise"], "" if r["points"] == "" else float(r["points"]),
+                     float(r["max"]), r["message"]) for r in rows]
 
 
 def summary(rows: list[GradeRow]) -> str:

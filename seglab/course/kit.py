@@ -111,6 +111,17 @@ def _file_texts(name: str, data: bytes) -> Iterator[tuple[str, str]]:
         return  # a picture or other binary file: its name was checked
 
 
+def _output_texts(notebook) -> list[str]:
+    """The text of every output (a released notebook has none, but a kit must not rely on that)."""
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", ""))
+            texts += [str(value) for value in output.get("data", {}).values()]
+            texts += output.get("traceback", [])
+    return texts
+
+
 def find_leaks(path: str | Path, secrets: SolutionSecrets) -> list[str]:
     """Everything in the folder, zip or wheel at ``path`` that comes from the solutions (empty: clean)."""
     leaks = []
@@ -127,7 +138,7 @@ def find_leaks(path: str | Path, secrets: SolutionSecrets) -> list[str]:
             except Exception:
                 leaks.append(f"{name}: not a readable notebook, cannot be checked")
                 continue
-            text = "\n".join(cell.source for cell in notebook.cells)
+            text = "\n".join([cell.source for cell in notebook.cells] + _output_texts(notebook))
             own_text = "\n".join(cell.source for cell in notebook.cells  # the generated setup cell is not theirs
                                  if SETUP_TAG not in cell.metadata.get("tags", []))
             tokens = secrets.tokens.get(PurePosixPath(name.split("!")[-1]).name, set())
