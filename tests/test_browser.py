@@ -212,10 +212,11 @@ def test_without_seglab_run_all_stops_at_the_setup_cell_with_one_message(browser
             cells = _model_outputs(page)
             (error,) = cells[0]["outputs"]
             assert error["output_type"] == "error" and error["ename"] == "SeglabNotInstalled"
-            # JupyterLab queues Run All's cells and the kernel aborts the queue after an error, so the next
-            # cell (the imports) may slip in before the abort and fail too; nothing after it runs
-            assert cells[1]["count"] is None or cells[1]["outputs"][-1]["ename"] == "ModuleNotFoundError"
-            assert all(cell["count"] is None for cell in cells[2:]), "Run All went on past the setup cell"
+            # JupyterLab queues Run All's cells and relies on the kernel to abort the queue after an error, so
+            # a few may slip in before the abort: the setup cell makes each of them stop with a short message
+            for cell in cells[1:]:
+                if cell["count"] is not None:
+                    assert [o["ename"] for o in cell["outputs"]] == ["SeglabNotInstalled"], cell
             message = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
             message.scroll_into_view_if_needed()  # for the screenshot
             shown = message.inner_text()

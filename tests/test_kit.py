@@ -269,20 +269,27 @@ HIDE_SEGLAB = "import sys\nsys.modules['seglab'] = None  # as if seglab were not
 
 
 def test_setup_cell_in_jupyter_shows_one_message_and_stops_run_all(tmp_path):
-    cells = _run_in_kernel(HIDE_SEGLAB, setup_cell("https://example.org/w.whl").source, cwd=tmp_path)
+    cells = _run_in_kernel(HIDE_SEGLAB, setup_cell("https://example.org/w.whl").source, "print('ran')",
+                           "%pip --version", cwd=tmp_path)
     (error,) = cells[1].outputs
     assert error.output_type == "error" and error.ename == "SeglabNotInstalled"  # an error: Run All stops here
     assert len(error.traceback) == 1 and "Traceback" not in error.traceback[0]  # the message alone
     assert "set INSTALL_SEGLAB = True above and run this cell again" in error.traceback[0]
+    (later,) = cells[2].outputs  # a later cell does not run while seglab is missing; it says why
+    assert later.ename == "SeglabNotInstalled" and "see the first code cell" in later.traceback[0]
+    assert "pip" in cells[3].outputs[0].text  # an install command still runs
 
 
 def test_setup_cell_installs_from_the_wheel_url_only_when_asked(tmp_path):
     pretend_pip = ("calls = []\nip = get_ipython()\n"
                    "ip.run_line_magic = lambda *args: (calls.append(args), sys.modules.pop('seglab'))")
     asked = setup_cell("https://example.org/w.whl").source.replace("INSTALL_SEGLAB = False", "INSTALL_SEGLAB = True")
-    cells = _run_in_kernel(HIDE_SEGLAB, pretend_pip, asked, "print(calls, seglab.__name__)", cwd=tmp_path)
-    assert not [o for c in cells for o in c.outputs if o.output_type == "error"]
-    assert cells[3].outputs[0].text.strip() == "[('pip', 'install https://example.org/w.whl')] seglab"
+    refused = setup_cell("https://example.org/w.whl").source  # run first as it is: it stops, nothing installed
+    cells = _run_in_kernel(HIDE_SEGLAB, pretend_pip, refused, "print(calls)", asked,
+                           "print(calls, seglab.__name__)", cwd=tmp_path)
+    assert cells[2].outputs[0].ename == "SeglabNotInstalled" and cells[3].outputs[0].ename == "SeglabNotInstalled"
+    assert not cells[4].outputs  # the setup cell, run again with INSTALL_SEGLAB = True, installs
+    assert cells[5].outputs[0].text.strip() == "[('pip', 'install https://example.org/w.whl')] seglab"
 
 
 def test_setup_cell_with_seglab_installed_is_quiet(tmp_path):

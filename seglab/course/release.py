@@ -106,6 +106,16 @@ except ModuleNotFoundError:
             def _render_traceback_(self):  # Jupyter shows the message alone, without a traceback
                 return [str(self)]
 
+        def stop_while_missing(lines):  # later cells stop too (but %pip and this cell) until seglab is installed
+            import importlib.util
+            code = "".join(lines)
+            if importlib.util.find_spec("seglab") or code.lstrip().startswith(("%pip", "!pip")) \
+                    or "SEGLAB_WHEEL_URL" in code:
+                return lines
+            return ["raise SeglabNotInstalled('seglab is not installed: see the first code cell')"]
+
+        if "get_ipython" in globals():
+            get_ipython().input_transformers_cleanup.append(stop_while_missing)
         raise SeglabNotInstalled(
             f"seglab, the course package, is not installed in this notebook's Python ({{sys.executable}}).\\n"
             "Install the course kit's wheel into it: in a new cell, run\\n"
