@@ -186,7 +186,7 @@ def _grade(args: argparse.Namespace) -> int:
     try:
         rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
                      total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
-                     skip={(r.student, r.notebook) for r in previous},
+                     skip={(r.student, r.notebook) for r in previous}, seed=args.seed,
                      on_student=lambda student_rows: append_csv(student_rows, out))
     except SandboxUnavailable as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)
@@ -267,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--memory", type=_bytes, default="6G", help="address space per kernel process (default 6G)")
     grade.add_argument("--resume", action="store_true",
                        help="keep the students already in --out and grade only the others")
+    grade.add_argument("--seed", type=int, default=None,
+                       help="with each student's name, chooses the cases (default: fresh ones every batch)")
     grade.set_defaults(func=_grade)
     return parser
 

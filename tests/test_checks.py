@@ -21,9 +21,27 @@ def fresh_results():
     reset()
 
 
+# Honest answers, written out here: seglab's own reference implementations are off-limits to an answer.
+
+def conv_size(i, k, s=1, p=0, d=1):
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def pool_size(i, k, s=None, p=0, ceil_mode=False):
+    s = k if s is None else s
+    out = -(-(i + 2 * p - k) // s) + 1 if ceil_mode else (i + 2 * p - k) // s + 1
+    return out - 1 if ceil_mode and (out - 1) * s >= i + p else out
+
+
+def transposed_size(i, k, s=1, p=0, d=1, op=0):
+    return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
 def reference_receptive_field(layers):
-    field = ref.receptive_field(layers)
-    return field.size, field.jump
+    size, jump = 1, 1
+    for k, s, _, d in layers:
+        size, jump = size + d * (k - 1) * jump, jump * s
+    return size, jump
 
 
 def not_implemented(*args):
@@ -31,16 +49,12 @@ def not_implemented(*args):
 
 
 CASES = [
-    (check_conv_output_size, lambda i, k, s=1, p=0, d=1: ref.conv_output_size(i, k, s, p, d),
-     lambda i, k, s=1, p=0, d=1: (i + 2 * p - k) // s + 1, "dilation"),
-    (check_conv_output_size, lambda i, k, s=1, p=0, d=1: ref.conv_output_size(i, k, s, p, d),
-     lambda i, k, s=1, p=0, d=1: (i + p - d * (k - 1) - 1) // s + 1, "each side"),
-    (check_pool_output_size, lambda i, k, s=None, p=0, ceil_mode=False: ref.pool_output_size(i, k, s, p,
-                                                                                           ceil_mode=ceil_mode),
-     lambda i, k, s=None, p=0, ceil_mode=False: (i + 2 * p - k) // (s or k) + 1, "ceil_mode"),
-    (check_transposed_conv_output_size, lambda i, k, s=1, p=0, d=1, op=0: ref.transposed_conv_output_size(
-        i, k, s, p, d, op), lambda i, k, s=1, p=0, d=1, op=0: (i - 1) * s - 2 * p + d * (k - 1) + 1,
-     "output_padding"),
+    (check_conv_output_size, conv_size, lambda i, k, s=1, p=0, d=1: (i + 2 * p - k) // s + 1, "dilation"),
+    (check_conv_output_size, conv_size, lambda i, k, s=1, p=0, d=1: (i + p - d * (k - 1) - 1) // s + 1, "each side"),
+    (check_pool_output_size, pool_size, lambda i, k, s=None, p=0, ceil_mode=False: (i + 2 * p - k) // (s or k) + 1,
+     "ceil_mode"),
+    (check_transposed_conv_output_size, transposed_size,
+     lambda i, k, s=1, p=0, d=1, op=0: (i - 1) * s - 2 * p + d * (k - 1) + 1, "output_padding"),
     (check_receptive_field, reference_receptive_field,
      lambda layers: (1 + sum(d * (k - 1) * s for k, s, _, d in layers), __import__("math").prod(
          s for _, s, _, _ in layers)), "jump of its *input*"),
@@ -95,8 +109,13 @@ from seglab.checks.upsampling import (  # noqa: E402
     check_transposed_conv_by_autograd,
     check_transposed_conv_by_zero_insertion,
 )
-from seglab.layers import bilinear_kernel  # noqa: E402
-from seglab.models import convolutionalize  # noqa: E402
+
+
+def bilinear_kernel(channels, kernel_size):
+    factor = (kernel_size + 1) // 2
+    centre = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    triangle = 1 - (torch.arange(kernel_size) - centre).abs() / factor
+    return torch.eye(channels)[:, :, None, None] * torch.outer(triangle, triangle)
 
 
 def zero_insertion(x, weight, stride, padding, output_padding, flip=True):
@@ -121,7 +140,11 @@ def by_autograd(y, weight, stride, padding, n):
 
 
 def linear_to_conv(linear, channels, size):
-    return convolutionalize(nn.Sequential(linear), feature_size=size)[0]
+    conv = nn.Conv2d(channels, linear.out_features, size)
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.reshape(conv.weight.shape))
+        conv.bias.copy_(linear.bias)
+    return conv
 
 
 def total_stride(module):
@@ -177,8 +200,36 @@ from seglab.checks.unet import (  # noqa: E402
     check_skip_merge,
     check_unet_sizes,
 )
-from seglab.layers import ConvBlock, ShortCut, Skip  # noqa: E402
-from seglab.models import unet_input_size, unet_output_size  # noqa: E402
+from seglab.layers import ConvBlock  # noqa: E402
+
+
+def crop_both(decoder, encoder):
+    size = [min(decoder.shape[-2], encoder.shape[-2]), min(decoder.shape[-1], encoder.shape[-1])]
+    return center_crop(decoder, size), center_crop(encoder, size)
+
+
+def skip(decoder, encoder):
+    return torch.cat(crop_both(decoder, encoder), dim=1)
+
+
+def shortcut(decoder, encoder):
+    return sum(crop_both(decoder, encoder))
+
+
+def unet_output_size(size, depth):
+    for _ in range(depth):
+        size = (size - 4) // 2
+    size -= 4
+    for _ in range(depth):
+        size = 2 * size - 4
+    return size
+
+
+def unet_input_size(output_size, depth):
+    size = -(-(output_size + 4 * (2 ** depth - 1)) // 2 ** depth) + 4
+    for _ in range(depth):
+        size = 2 * size + 4
+    return size
 
 
 class Stage(nn.Module):
@@ -190,14 +241,14 @@ class Stage(nn.Module):
 
     def forward(self, x, encoder):
         x = self.up(x)
-        return self.conv(Skip()(x, encoder) if self.concatenate else center_crop(x, list(x.shape[-2:])))
+        return self.conv(skip(x, encoder) if self.concatenate else center_crop(x, list(x.shape[-2:])))
 
 
 UNET_CASES = [
-    (check_skip_merge, Skip(), lambda d, e: Skip()(e, d) if d.shape[1] != e.shape[1] else Skip()(d, e) + 1,
+    (check_skip_merge, skip, lambda d, e: skip(e, d) if d.shape[1] != e.shape[1] else skip(d, e) + 1,
      "decoder's channels first"),
-    (check_shortcut_merge, ShortCut(), lambda d, e: d[..., : e.shape[-2], : e.shape[-1]] + e
-     if d.shape[-2] >= e.shape[-2] and d.shape[-1] >= e.shape[-1] else ShortCut()(d, e), "size"),
+    (check_shortcut_merge, shortcut, lambda d, e: d[..., : e.shape[-2], : e.shape[-1]] + e
+     if d.shape[-2] >= e.shape[-2] and d.shape[-1] >= e.shape[-1] else shortcut(d, e), "size"),
     (check_decoder_stage, Stage, lambda i, o: Stage(i, o, concatenate=False), "C1 + C2"),
 ]
 
@@ -213,3 +264,60 @@ def test_unet_checks(check, right, wrong, hint, capsys):
 def test_unet_sizes_check():
     assert check_unet_sizes(unet_output_size, unet_input_size, seed=1).passed
     assert not check_unet_sizes(lambda size, depth: size - 184, unet_input_size, seed=1).passed
+
+
+# ------------------------------------------------------------------ borrowed answers
+
+import types  # noqa: E402
+
+import seglab.arithmetic  # noqa: E402
+import seglab.layers  # noqa: E402
+import seglab.models  # noqa: E402
+from seglab.checks import exercises  # noqa: E402
+from seglab.models.unet import DecoderStage  # noqa: E402
+
+copied = types.FunctionType(seglab.arithmetic.conv_output_size.__code__, {}, "mine")  # raises NameError: still caught  # a copy is still the reference
+
+BORROWED = [
+    (check_conv_output_size, (seglab.arithmetic.conv_output_size,), "seglab.arithmetic.conv_output_size"),
+    (check_conv_output_size, (lambda i, k, s=1, p=0, d=1: seglab.arithmetic.conv_output_size(i, k, s, p, d),), "seglab"),
+    (check_conv_output_size, (lambda i, k, s=1, p=0, d=1: F.conv2d(torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1),
+                                                                  stride=(s, 1), padding=(p, 0), dilation=(d, 1)
+                                                                  ).shape[2],), "torch (conv)"),
+    (check_receptive_field, (reference_receptive_field.__class__(
+        (lambda layers: (seglab.arithmetic.receptive_field(layers).size,
+                         seglab.arithmetic.receptive_field(layers).jump)).__code__, globals()),), "seglab"),
+    (check_bilinear_kernel, (seglab.layers.bilinear_kernel,), "seglab.layers.bilinear_kernel"),
+    (check_transposed_conv_by_zero_insertion, (lambda x, w, s, p, op: F.conv_transpose2d(x, w, stride=s, padding=p,
+                                                                                         output_padding=op),),
+     "torch (conv_transpose)"),
+    (check_transposed_conv_by_zero_insertion, (lambda x, w, s, p, op: torch.ops.aten.convolution(
+        x, w, None, [s, s], [p, p], [1, 1], True, [op, op], 1),), "torch (conv_transpose)"),
+    (check_linear_to_conv, (lambda lin, c, k: seglab.models.convolutionalize(nn.Sequential(lin), feature_size=k)[0],),
+     "convolutionalize"),
+    (check_fcn8s_fusion, (lambda model, p3, p4, p5, size: FusionViaModel(model, size),), "FCN.coarse_scores"),
+    (check_skip_merge, (seglab.layers.Skip(),), "seglab.layers.Skip"),
+    (check_decoder_stage, (lambda i, o: DecoderStage(i, o, padding="valid"),), "DecoderStage"),
+    (check_unet_sizes, (seglab.models.unet_output_size, seglab.models.unet_input_size), "unet_output_size"),
+]
+
+
+def FusionViaModel(model, size):  # noqa: N802 - the reference's own forward, on a made-up input
+    return model(torch.zeros(1, 3, *size))
+
+
+@pytest.mark.parametrize("check, objects, named", BORROWED, ids=lambda v: getattr(v, "__name__", ""))
+def test_borrowed_answers_get_zero_with_a_message(check, objects, named, capsys):
+    result = check(*objects, seed=3)
+    out = capsys.readouterr().out
+    assert result.points == 0 and "write yourself" in result.message and named in result.message, out
+    assert "write yourself" in out
+
+
+def test_a_saved_copy_of_the_reference_is_still_recognised():
+    assert "seglab.arithmetic.conv_output_size" in check_conv_output_size(copied, seed=1).message
+
+
+def test_every_exercise_declares_what_is_off_limits():
+    for ex in exercises().values():
+        assert ex.off_limits and ex.off_limits.why, ex.id

@@ -1,24 +1,51 @@
 """Exercise checks: test a student's object on fresh random cases, with PyTorch as the oracle.
 
-Every ``check_<exercise>(obj)`` prints a short report — ✔ for a passed case, ✘ with a hint naming
-the likely mistake for a failed one — records the points under the exercise's ``grade_id`` and
-never raises, so a notebook runs top to bottom before anything is solved ("not implemented yet").
+Every exercise is an :class:`Exercise` in three parts, so that grading never has to trust the
+student's process:
 
-One module per notebook (``seglab.checks.arithmetic`` for notebook 01, ...). The grader reads the
-recorded points with :func:`results_json`.
+* ``make_cases(rng, n)`` chooses the inputs (and may keep private fields, starting with ``_``);
+* ``call(case, *objects)`` runs the student's objects on one case and returns plain data and tensors
+  (this is the only part that runs the student's code, and it runs under :func:`borrowed.watch`);
+* ``judge(case, output)`` compares the output with the oracle: ``None`` when right, else
+  ``(case description, hint)``.
+
+In a notebook, ``check_<exercise>(obj)`` does all three in the student's kernel and prints a short
+report — ✔ for a pass, ✘ with a hint naming the likely mistake — and never raises, so Run All works
+before anything is solved ("not implemented yet"). Under nbgrader's autograde (``NBGRADER_EXECUTION``)
+a check that does not pass raises :class:`CheckFailed`, because nbgrader scores a test cell that runs
+without an error as passed. ``seglab grade`` chooses the cases in its own process, sends them to the
+student's kernel (:mod:`seglab.checks.probe`), and judges the outputs that come back as data
+(:mod:`seglab.checks.wire`): what the kernel prints or records decides nothing.
+
+One module per notebook (``seglab.checks.arithmetic`` for notebook 01, ...); :func:`exercise` finds an
+exercise by its id, which is also the ``grade_id`` of the notebook's answer cell (the check cell's is
+``check_<id>``).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import random
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CheckResult", "Checker", "all_passed", "record", "reset", "results", "results_json", "run_check"]
+from seglab.checks.borrowed import OffLimits, watch
+from seglab.checks.wire import ReturnedType, WireError, decode, encode
+
+__all__ = ["CheckFailed", "CheckResult", "Exercise", "OffLimits", "all_passed", "check", "evaluate", "exercise",
+           "exercises", "record", "require", "reset", "results", "results_json", "score"]
 
 PASS, FAIL = "✔", "✘"
+MODULES = ("arithmetic", "upsampling", "fcn", "unet")
+MESSAGE_CHARS = 400  # of any text that comes from the student's process
+
+
+class CheckFailed(AssertionError):
+    """Raised by a failed check under nbgrader, so that its test cell scores zero."""
 
 
 @dataclass
@@ -33,6 +60,132 @@ class CheckResult:
     def _ipython_display_(self) -> None:
         """The check already printed its report: show nothing more when it ends a notebook cell."""
 
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    points: float
+    make_cases: Callable[[random.Random, int], list[dict]]
+    call: Callable[..., Any]
+    judge: Callable[[dict, Any], tuple[str, str] | None]
+    cases: int  # how many a student's check runs (the hidden tests ask for more)
+    off_limits: OffLimits = OffLimits()
+
+
+class _StopCheck(Exception):
+    """Raised inside ``call`` or ``judge`` to end a check with one message (e.g. not a function)."""
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise _StopCheck(message)
+
+
+# --- the student's side: call their objects on the cases ---------------------------------------------------
+
+
+def public(case: dict) -> dict:
+    """A case without its private (``_``) fields: what the student's kernel receives."""
+    return {key: value for key, value in case.items() if not key.startswith("_")}
+
+
+def evaluate(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
+    """Run ``ex.call`` on each case; one outcome per case, as JSON-able data, until the first that does
+    not return: ``{"output": ...}``, ``{"borrowed": [...]}``, ``{"stop": message}`` or ``{"error": ...}``."""
+    outcomes = []
+    for case in cases:
+        borrowed: list[str] = []
+        try:
+            with watch(ex.off_limits) as borrowed:
+                output = ex.call(case, *objects)
+        except NotImplementedError:
+            outcome = {"error": {"type": "NotImplementedError", "message": "", "line": ""}}
+        except _StopCheck as stop:
+            outcome = {"stop": str(stop)}
+        except Exception as error:  # the student's code raised: say where
+            frames = traceback.extract_tb(error.__traceback__)
+            where = frames[-1] if frames else None
+            outcome = {"error": {"type": type(error).__name__, "message": str(error)[:MESSAGE_CHARS],
+                                 "line": f"line {where.lineno}: {where.line}" if where else ""}}
+        else:
+            outcome = {"output": encode(output)}
+        if borrowed:  # what it used decides, whether it then returned or raised
+            outcome = {"borrowed": list(borrowed)}
+        outcomes.append(outcome)
+        if "output" not in outcome:
+            break
+    return outcomes
+
+
+# --- the trusted side: judge the outcomes -------------------------------------------------------------------
+
+
+def _text(value) -> str:
+    return str(value)[:MESSAGE_CHARS]
+
+
+def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
+    """Judge the outcomes of :func:`evaluate` (as data, perhaps from an untrusted kernel) against the
+    oracle. All cases right: full points; anything else: zero, with the reason."""
+    title, maximum = ex.title, ex.points
+
+    def zero(message: str, lines: list[str]) -> CheckResult:
+        return CheckResult(ex.id, 0, maximum, message, lines=lines)
+
+    if not isinstance(outcomes, list) or len(outcomes) > len(cases):
+        return zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not be read."])
+    passed, failures = 0, []
+    for case, outcome in zip(cases, outcomes):
+        if not isinstance(outcome, dict) or len(outcome) != 1:
+            return zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not be read."])
+        kind, value = next(iter(outcome.items()))
+        if kind == "borrowed":
+            used = ", ".join(_text(v) for v in value) if isinstance(value, list) else _text(value)
+            message = f"your answer uses {used}, which this exercise asks you to write yourself"
+            if ex.off_limits.why:
+                message += f" ({ex.off_limits.why})"
+            return zero(message, [f"{FAIL} {title}: {message}."])
+        if kind == "stop":
+            return zero(_text(value), [f"{FAIL} {title}: {_text(value)}"])
+        if kind == "error":
+            value = value if isinstance(value, dict) else {}
+            if value.get("type") == "NotImplementedError":
+                return zero("not implemented yet", [f"… {title}: not implemented yet — replace "
+                                                    "`raise NotImplementedError()` with your code."])
+            message = f"your code raised {_text(value.get('type'))}: {_text(value.get('message'))}"
+            if value.get("line"):
+                message += f" ({_text(value.get('line'))})"
+            return zero(message, [f"{FAIL} {title}: {message}"])
+        if kind != "output":
+            return zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not be read."])
+        try:
+            failure = ex.judge(case, decode(value))
+        except _StopCheck as stop:
+            return zero(str(stop), [f"{FAIL} {title}: {stop}"])
+        except WireError as error:
+            failure = ("a case", f"the answer could not be read ({error})")
+        except Exception as error:  # an answer of a shape or type the judge did not expect
+            failure = ("a case", f"your answer has an unexpected type or shape ({type(error).__name__}: "
+                                 f"{_text(error)})")
+        if failure is None:
+            passed += 1
+        else:
+            failures.append(failure)
+    total = passed + len(failures)
+    if total < len(cases):
+        return zero(f"only {total} of {len(cases)} cases were evaluated",
+                    [f"{FAIL} {title}: only {total} of {len(cases)} cases were evaluated."])
+    if failures:
+        case, hint = failures[0]
+        message = f"{len(failures)} of {total} cases wrong, e.g. {case}. Hint: {hint}"
+        return zero(message, [f"{FAIL} {title}: {len(failures)} of {total} cases wrong.", f"  for example {case}",
+                              f"  hint: {hint}"])
+    return CheckResult(ex.id, maximum, maximum, f"all {total} cases passed", passed=True,
+                       lines=[f"{PASS} {title}: all {total} random cases agree with PyTorch."])
+
+
+# --- in a notebook ------------------------------------------------------------------------------------------
 
 _RESULTS: dict[str, CheckResult] = {}
 
@@ -52,7 +205,8 @@ def reset() -> None:
 
 
 def results_json() -> str:
-    """The recorded points as JSON: ``{grade_id: {"points", "max", "message"}}`` (read by the grader)."""
+    """The recorded points as JSON, ``{grade_id: {"points", "max", "message"}}``: what ``seglab check``
+    shows a student (``seglab grade`` never reads it)."""
     return json.dumps({k: {"points": r.points, "max": r.max_points, "message": r.message} for k, r in _RESULTS.items()})
 
 
@@ -62,60 +216,32 @@ def all_passed(*grade_ids: str) -> bool:
     return bool(ids) and all(i in _RESULTS and _RESULTS[i].passed for i in ids)
 
 
-class Checker:
-    """Collects the cases of one check: ``ok(...)`` and ``fail(..., hint=...)``."""
-
-    def __init__(self, grade_id: str, max_points: float):
-        self.grade_id, self.max_points = grade_id, max_points
-        self.passed_cases, self.failures = 0, []
-
-    def ok(self) -> None:
-        self.passed_cases += 1
-
-    def fail(self, case: str, hint: str) -> None:
-        self.failures.append((case, hint))
+def check(ex: Exercise, *objects, cases: int | None = None, seed: int | None = None) -> CheckResult:
+    """Check the student's ``objects`` on ``cases`` fresh random cases, print the report, record it."""
+    chosen = ex.make_cases(random.Random(seed), cases or ex.cases)
+    sent = [decode(encode(public(case))) for case in chosen]  # exactly what a grader's kernel receives
+    result = score(ex, chosen, evaluate(ex, objects, sent))
+    print("\n".join(result.lines) + f"\n  points: {result.points:g} / {result.max_points:g}")
+    record(result)
+    if not result.passed and os.environ.get("NBGRADER_EXECUTION") in ("autograde", "validate"):
+        raise CheckFailed(f"{ex.title}: {result.message}")
+    return result
 
 
-def run_check(grade_id: str, max_points: float, title: str, body: Callable[[Checker, random.Random], None],
-              seed: int | None = None) -> CheckResult:
-    """Run ``body(checker, rng)``, print the report, record and return the result. Never raises."""
-    checker = Checker(grade_id, max_points)
-    rng = random.Random(seed)
-    lines: list[str] = []
-    try:
-        body(checker, rng)
-    except NotImplementedError:
-        result = CheckResult(grade_id, 0, max_points, "not implemented yet")
-        lines.append(f"… {title}: not implemented yet — replace `raise NotImplementedError()` with your code.")
-    except _StopCheck as stop:
-        result = CheckResult(grade_id, 0, max_points, str(stop))
-        lines.append(f"{FAIL} {title}: {stop}")
-    except Exception as error:  # the student's code raised: show where, never crash the notebook
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        message = f"your code raised {type(error).__name__}: {error} (line {where.lineno}: {where.line})"
-        result = CheckResult(grade_id, 0, max_points, message)
-        lines.append(f"{FAIL} {title}: {message}")
-    else:
-        total = checker.passed_cases + len(checker.failures)
-        if not checker.failures:
-            result = CheckResult(grade_id, max_points, max_points, f"all {total} cases passed", passed=True)
-            lines.append(f"{PASS} {title}: all {total} random cases agree with PyTorch.")
-        else:
-            case, hint = checker.failures[0]
-            message = f"{len(checker.failures)} of {total} cases wrong, e.g. {case}. Hint: {hint}"
-            result = CheckResult(grade_id, 0, max_points, message)
-            lines.append(f"{FAIL} {title}: {len(checker.failures)} of {total} cases wrong.")
-            lines.append(f"  for example {case}")
-            lines.append(f"  hint: {hint}")
-    result.lines = lines
-    print("\n".join(lines) + f"\n  points: {result.points:g} / {max_points:g}")
-    return record(result)
+def exercises() -> dict[str, Exercise]:
+    """Every exercise of the course, by id."""
+    found = {}
+    for name in MODULES:
+        module = importlib.import_module(f"seglab.checks.{name}")
+        found.update({ex.id: ex for ex in module.EXERCISES})
+    return found
 
 
-class _StopCheck(Exception):
-    """Raised inside a check body to stop with one message (e.g. the object is not a function)."""
+def exercise(exercise_id: str) -> Exercise:
+    found = exercises()
+    if exercise_id not in found:
+        raise KeyError(f"no exercise {exercise_id!r}; the exercises are {', '.join(sorted(found))}")
+    return found[exercise_id]
 
 
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise _StopCheck(message)
+__all__ += ["ReturnedType"]

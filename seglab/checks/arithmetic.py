@@ -9,12 +9,11 @@ import random
 import torch
 import torch.nn.functional as F
 
-from seglab.checks import Checker, require, run_check
+from seglab.checks import Exercise, OffLimits, check, require
 
 __all__ = ["check_conv_output_size", "check_pool_output_size", "check_receptive_field",
            "check_transposed_conv_output_size"]
 
-POINTS = {"conv_output_size": 2, "pool_output_size": 2, "transposed_conv_output_size": 2, "receptive_field": 3}
 
 
 def _torch_size(run) -> int | None:
@@ -36,108 +35,156 @@ def _as_int(value, case: str) -> int:
     return int(value)
 
 
+SIZE_RULES = OffLimits(
+    code=("seglab/arithmetic.py:conv_output_size", "seglab/arithmetic.py:pool_output_size",
+          "seglab/arithmetic.py:transposed_conv_output_size", "seglab/arithmetic.py:receptive_field",
+          "seglab/arithmetic.py:receptive_fields", "seglab/arithmetic.py:ReceptiveField.*"),
+    ops=("conv", "conv_transpose", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool1d",
+         "max_pool1d_with_indices", "avg_pool1d", "convolution_backward"),
+    names=("arithmetic", "ReceptiveField", "receptive_fields"),
+    why="compute the size with the formula, without running or importing a layer that knows it")
+
+
+# --- convolution output size ---------------------------------------------------------------------------------
+
+def _conv_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    while len(cases) < n:
+        i, k, s, p, d = rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4), rng.randint(0, 3), rng.randint(1, 3)
+        truth = _conv(i, k, s, p, d)
+        if truth is not None:
+            cases.append({"i": i, "k": k, "s": s, "p": p, "d": d, "_truth": truth})
+    return cases
+
+
+def _conv_call(case: dict, fn):
+    require(callable(fn), "pass your function conv_output_size itself")
+    return fn(case["i"], case["k"], case["s"], case["p"], case["d"])
+
+
+def _conv_judge(case: dict, got):
+    i, k, s, p, d, truth = (case[key] for key in ("i", "k", "s", "p", "d", "_truth"))
+    label = f"i={i}, k={k}, s={s}, p={p}, d={d}"
+    got = _as_int(got, label)
+    if got == truth:
+        return None
+    span = d * (k - 1) + 1
+    if got == (i + 2 * p - k) // s + 1 and d > 1:
+        hint = "did you forget the dilation? A dilated kernel spans d·(k−1)+1 pixels."
+    elif got == (i + p - span) // s + 1:
+        hint = "padding p is added on each side: the padded input has i + 2p pixels."
+    elif got in (truth - 1, truth + 1):
+        hint = "off by one: count the first window (+1) and round down (//) the number of further steps."
+    else:
+        hint = "the output size is floor((i + 2p − d·(k−1) − 1) / s) + 1."
+    return f"{label}: you said {got}, PyTorch gives {truth}", hint
+
+
+CONV_OUTPUT_SIZE = Exercise("conv_output_size", "conv_output_size", 2, _conv_cases, _conv_call, _conv_judge, 30,
+                            SIZE_RULES)
+
+
 def check_conv_output_size(fn, cases: int = 30, seed: int | None = None):
     """``fn(i, k, s=1, p=0, d=1)`` against ``F.conv2d``."""
+    return check(CONV_OUTPUT_SIZE, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function conv_output_size itself")
-        done = 0
-        while done < cases:
-            i, k, s = rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4)
-            p, d = rng.randint(0, 3), rng.randint(1, 3)
-            truth = _conv(i, k, s, p, d)
-            if truth is None:
-                continue
-            case = f"i={i}, k={k}, s={s}, p={p}, d={d}"
-            got = _as_int(fn(i, k, s, p, d), case)
-            done += 1
-            if got == truth:
-                c.ok()
-                continue
-            span = d * (k - 1) + 1
-            if got == (i + 2 * p - k) // s + 1 and d > 1:
-                hint = "did you forget the dilation? A dilated kernel spans d·(k−1)+1 pixels."
-            elif got == (i + p - span) // s + 1:
-                hint = "padding p is added on each side: the padded input has i + 2p pixels."
-            elif got in (truth - 1, truth + 1):
-                hint = "off by one: count the first window (+1) and round down (//) the number of further steps."
-            else:
-                hint = "the output size is floor((i + 2p − d·(k−1) − 1) / s) + 1."
-            c.fail(f"{case}: you said {got}, PyTorch gives {truth}", hint)
 
-    return run_check("conv_output_size", POINTS["conv_output_size"], "conv_output_size", body, seed)
+# --- pooling output size -------------------------------------------------------------------------------------
+
+def _pool_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    while len(cases) < n:
+        i, k = rng.randint(2, 40), rng.randint(2, 5)
+        s, p, ceil_mode = rng.randint(1, 4), rng.randint(0, k // 2), rng.random() < 0.5
+        stride_given = rng.random() < 0.7
+        stride = s if stride_given else k
+        truth = _torch_size(lambda i=i, k=k, stride=stride, p=p, ceil_mode=ceil_mode: F.max_pool2d(
+            torch.zeros(1, 1, i, 1), (k, 1), stride=(stride, 1), padding=(p, 0), ceil_mode=ceil_mode))
+        if truth is not None:
+            cases.append({"i": i, "k": k, "s": s if stride_given else None, "p": p, "ceil_mode": ceil_mode,
+                          "_truth": truth})
+    return cases
+
+
+def _pool_call(case: dict, fn):
+    require(callable(fn), "pass your function pool_output_size itself")
+    return fn(case["i"], case["k"], case["s"], case["p"], case["ceil_mode"])
+
+
+def _pool_judge(case: dict, got):
+    i, k, s, p, ceil_mode, truth = (case[key] for key in ("i", "k", "s", "p", "ceil_mode", "_truth"))
+    label = f"i={i}, k={k}, s={s}, p={p}, ceil_mode={ceil_mode}"
+    got = _as_int(got, label)
+    if got == truth:
+        return None
+    stride = k if s is None else s
+    if s is None and got == (i + 2 * p - k) + 1:
+        hint = "when s is None the stride is the kernel size (non-overlapping windows)."
+    elif ceil_mode and got == (i + 2 * p - k) // stride + 1:
+        hint = "with ceil_mode=True round up, not down (a last, partial window counts)."
+    elif ceil_mode and got == truth + 1:
+        hint = "with ceil_mode=True a last window that would start inside the right padding is dropped."
+    else:
+        hint = "the output size is floor((i + 2p − k) / s) + 1 (ceil with ceil_mode)."
+    return f"{label}: you said {got}, PyTorch gives {truth}", hint
+
+
+POOL_OUTPUT_SIZE = Exercise("pool_output_size", "pool_output_size", 2, _pool_cases, _pool_call, _pool_judge, 30,
+                            SIZE_RULES)
 
 
 def check_pool_output_size(fn, cases: int = 30, seed: int | None = None):
     """``fn(i, k, s=None, p=0, ceil_mode=False)`` against ``F.max_pool2d``."""
+    return check(POOL_OUTPUT_SIZE, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function pool_output_size itself")
-        done = 0
-        while done < cases:
-            i, k = rng.randint(2, 40), rng.randint(2, 5)
-            s, p, ceil_mode = rng.randint(1, 4), rng.randint(0, k // 2), rng.random() < 0.5
-            stride_given = rng.random() < 0.7
-            stride = s if stride_given else k
-            truth = _torch_size(lambda i=i, k=k, stride=stride, p=p, ceil_mode=ceil_mode: F.max_pool2d(
-                torch.zeros(1, 1, i, 1), (k, 1), stride=(stride, 1), padding=(p, 0), ceil_mode=ceil_mode))
-            if truth is None:
-                continue
-            args = (i, k, s, p, ceil_mode) if stride_given else (i, k, None, p, ceil_mode)
-            case = f"i={i}, k={k}, s={args[2]}, p={p}, ceil_mode={ceil_mode}"
-            got = _as_int(fn(*args), case)
-            done += 1
-            if got == truth:
-                c.ok()
-                continue
-            if not stride_given and got == (i + 2 * p - k) + 1:
-                hint = "when s is None the stride is the kernel size (non-overlapping windows)."
-            elif ceil_mode and got == (i + 2 * p - k) // stride + 1:
-                hint = "with ceil_mode=True round up, not down (a last, partial window counts)."
-            elif ceil_mode and got == truth + 1:
-                hint = "with ceil_mode=True a last window that would start inside the right padding is dropped."
-            else:
-                hint = "the output size is floor((i + 2p − k) / s) + 1 (ceil with ceil_mode)."
-            c.fail(f"{case}: you said {got}, PyTorch gives {truth}", hint)
 
-    return run_check("pool_output_size", POINTS["pool_output_size"], "pool_output_size", body, seed)
+# --- transposed convolution output size ---------------------------------------------------------------------
+
+def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    while len(cases) < n:
+        i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
+        p, d = rng.randint(0, 2), rng.randint(1, 2)
+        op = rng.randint(0, max(s, d) - 1)
+        truth = _torch_size(lambda i=i, k=k, s=s, p=p, d=d, op=op: F.conv_transpose2d(
+            torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1), padding=(p, 0),
+            output_padding=(op, 0), dilation=(d, 1)))
+        if truth is not None and truth >= 1:
+            cases.append({"i": i, "k": k, "s": s, "p": p, "d": d, "output_padding": op, "_truth": truth})
+    return cases
+
+
+def _transposed_call(case: dict, fn):
+    require(callable(fn), "pass your function transposed_conv_output_size itself")
+    return fn(case["i"], case["k"], case["s"], case["p"], case["d"], case["output_padding"])
+
+
+def _transposed_judge(case: dict, got):
+    i, k, s, p, d, op, truth = (case[key] for key in ("i", "k", "s", "p", "d", "output_padding", "_truth"))
+    label = f"i={i}, k={k}, s={s}, p={p}, d={d}, output_padding={op}"
+    got = _as_int(got, label)
+    if got == truth:
+        return None
+    if got == truth - op and op > 0:
+        hint = "off by one: did you forget output_padding? It adds rows on one side."
+    elif got == (i - 1) * s - 2 * p + k + op and d > 1:
+        hint = "did you forget the dilation? The kernel spans d·(k−1)+1 pixels."
+    elif got == (i - 1) * s - p + d * (k - 1) + op + 1:
+        hint = "the padding p is removed from each side: subtract 2p."
+    elif got == i * s - 2 * p + d * (k - 1) + op + 1:
+        hint = "there are i − 1 strides between i input pixels, so (i − 1)·s."
+    else:
+        hint = "the output size is (i − 1)·s − 2p + d·(k − 1) + output_padding + 1."
+    return f"{label}: you said {got}, PyTorch gives {truth}", hint
+
+
+TRANSPOSED_CONV_OUTPUT_SIZE = Exercise("transposed_conv_output_size", "transposed_conv_output_size", 2,
+                                       _transposed_cases, _transposed_call, _transposed_judge, 30, SIZE_RULES)
 
 
 def check_transposed_conv_output_size(fn, cases: int = 30, seed: int | None = None):
     """``fn(i, k, s=1, p=0, d=1, output_padding=0)`` against ``F.conv_transpose2d``."""
-
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function transposed_conv_output_size itself")
-        done = 0
-        while done < cases:
-            i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
-            p, d = rng.randint(0, 2), rng.randint(1, 2)
-            op = rng.randint(0, max(s, d) - 1)
-            truth = _torch_size(lambda i=i, k=k, s=s, p=p, d=d, op=op: F.conv_transpose2d(
-                torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1), padding=(p, 0),
-                output_padding=(op, 0), dilation=(d, 1)))
-            if truth is None or truth < 1:
-                continue
-            case = f"i={i}, k={k}, s={s}, p={p}, d={d}, output_padding={op}"
-            got = _as_int(fn(i, k, s, p, d, op), case)
-            done += 1
-            if got == truth:
-                c.ok()
-                continue
-            if got == truth - op and op > 0:
-                hint = "off by one: did you forget output_padding? It adds rows on one side."
-            elif got == (i - 1) * s - 2 * p + k + op and d > 1:
-                hint = "did you forget the dilation? The kernel spans d·(k−1)+1 pixels."
-            elif got == (i - 1) * s - p + d * (k - 1) + op + 1:
-                hint = "the padding p is removed from each side: subtract 2p."
-            elif got == i * s - 2 * p + d * (k - 1) + op + 1:
-                hint = "there are i − 1 strides between i input pixels, so (i − 1)·s."
-            else:
-                hint = "the output size is (i − 1)·s − 2p + d·(k − 1) + output_padding + 1."
-            c.fail(f"{case}: you said {got}, PyTorch gives {truth}", hint)
-
-    return run_check("transposed_conv_output_size", POINTS["transposed_conv_output_size"],
-                     "transposed_conv_output_size", body, seed)
+    return check(TRANSPOSED_CONV_OUTPUT_SIZE, fn, cases=cases, seed=seed)
 
 
 def random_stack(rng: random.Random, max_layers: int = 6) -> list[tuple]:
@@ -177,35 +224,50 @@ def _footprint(layers) -> tuple[int, float]:
     return int(touched[-1] - touched[0] + 1), jump
 
 
+# --- receptive field ----------------------------------------------------------------------------------------
+
+def _receptive_cases(rng: random.Random, n: int) -> list[dict]:
+    stacks = [[("conv", 3, 1, 1, 1)] * 2 + [("pool", 2, 2, 0, 1)]]  # a VGG block first
+    stacks += [random_stack(rng) for _ in range(n - 1)]
+    cases = []
+    for stack in stacks:
+        size, jump = _footprint(stack)
+        cases.append({"layers": [[k, s, p, d] for _, k, s, p, d in stack], "_size": size, "_jump": jump})
+    return cases
+
+
+def _receptive_call(case: dict, fn):
+    require(callable(fn), "pass your function receptive_field itself")
+    return fn([tuple(layer) for layer in case["layers"]])
+
+
+def _receptive_judge(case: dict, answer):
+    layers, size, jump = [tuple(layer) for layer in case["layers"]], case["_size"], case["_jump"]
+    label = f"layers={layers}"
+    require(isinstance(answer, list) and len(answer) == 2, f"return a pair (size, jump), got {answer!r} for {label}")
+    got_size, got_jump = answer
+    if (got_size, got_jump) == (size, jump):
+        return None
+    if got_jump != jump:
+        hint = "the jump is the product of all strides so far."
+    elif any(d > 1 for *_, d in layers) and got_size == 1 + sum(
+            (k - 1) * math.prod(s2 for _, s2, _, _ in layers[:n]) for n, (k, _, _, _) in enumerate(layers)):
+        hint = "did you forget the dilation? Use the dilated kernel span d·(k−1)+1."
+    elif got_size == 1 + sum((d * (k - 1)) * s for k, s, _, d in layers):
+        hint = "each layer adds (span − 1) × the jump of its *input* (the strides before it), not × its own stride."
+    else:
+        hint = "start with size 1, jump 1; each layer: size += (d·(k−1)) · jump, then jump *= s."
+    return f"{label}: you said (size={got_size}, jump={got_jump}), autograd says ({size}, {jump})", hint
+
+
+RECEPTIVE_FIELD = Exercise("receptive_field", "receptive_field", 3, _receptive_cases, _receptive_call,
+                           _receptive_judge, 15, SIZE_RULES)
+
+
 def check_receptive_field(fn, cases: int = 15, seed: int | None = None):
     """``fn(layers) -> (size, jump)`` for ``layers = [(k, s, p, d), ...]``; the size is measured with
     autograd (which input pixels change one output pixel), the jump is the product of the strides."""
+    return check(RECEPTIVE_FIELD, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function receptive_field itself")
-        stacks = [[("conv", 3, 1, 1, 1)] * 2 + [("pool", 2, 2, 0, 1)]]  # a VGG block first
-        stacks += [random_stack(rng) for _ in range(cases - 1)]
-        for stack in stacks:
-            layers = [(k, s, p, d) for _, k, s, p, d in stack]
-            size, jump = _footprint(stack)
-            case = f"layers={layers}"
-            answer = fn(list(layers))
-            require(isinstance(answer, (tuple, list)) and len(answer) == 2,
-                    f"return a pair (size, jump), got {answer!r} for {case}")
-            got_size, got_jump = answer
-            if (got_size, got_jump) == (size, jump):
-                c.ok()
-                continue
-            if got_jump != jump:
-                hint = "the jump is the product of all strides so far."
-            elif any(d > 1 for *_, d in layers) and got_size == 1 + sum(
-                    (k - 1) * math.prod(s2 for _, s2, _, _ in layers[:n]) for n, (k, _, _, _) in enumerate(layers)):
-                hint = "did you forget the dilation? Use the dilated kernel span d·(k−1)+1."
-            elif got_size == 1 + sum((d * (k - 1)) * s for k, s, _, d in layers):
-                hint = "each layer adds (span − 1) × the jump of its *input* (the strides before it), " \
-                       "not × its own stride."
-            else:
-                hint = "start with size 1, jump 1; each layer: size += (d·(k−1)) · jump, then jump *= s."
-            c.fail(f"{case}: you said (size={got_size}, jump={got_jump}), autograd says ({size}, {jump})", hint)
 
-    return run_check("receptive_field", POINTS["receptive_field"], "receptive_field", body, seed)
+EXERCISES = (CONV_OUTPUT_SIZE, POOL_OUTPUT_SIZE, TRANSPOSED_CONV_OUTPUT_SIZE, RECEPTIVE_FIELD)

@@ -8,131 +8,230 @@ import random
 import torch
 from torch import nn
 
-from seglab.checks import Checker, require, run_check
+from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks.upsampling import randn
 from seglab.models import FCN, VGGConfig
 
 __all__ = ["check_fcn8s_fusion", "check_linear_to_conv", "check_total_stride"]
 
-POINTS = {"linear_to_conv": 3, "total_stride": 2, "fcn8s_fusion": 3}
+# --- Linear -> Conv2d ----------------------------------------------------------------------------------------
+
+def _linear_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for index in range(n):
+        channels, size, out = rng.randint(1, 6), rng.choice([1, 1, 2, 3, 7]) if index else 1, rng.randint(1, 8)
+        features = channels * size * size
+        bound = features ** -0.5
+        cases.append({"channels": channels, "size": size, "weight": randn(rng, out, features) * bound,
+                      "bias": randn(rng, out) * bound, "x": randn(rng, 2, channels, size, size)})
+    return cases
+
+
+def _linear_call(case: dict, fn):
+    require(callable(fn), "pass your function linear_to_conv itself")
+    channels, size, weight = case["channels"], case["size"], case["weight"]
+    linear = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(case["bias"])
+    conv = fn(linear, channels, size)
+    require(isinstance(conv, nn.Conv2d), f"return an nn.Conv2d, got {type(conv).__name__} for a Linear("
+                                         f"{channels}·{size}·{size} → {weight.shape[0]})")
+    try:
+        with torch.no_grad():
+            output = conv(case["x"])
+    except RuntimeError as error:
+        return {"error": str(error)[:80]}
+    return {"output": output, "bias": None if conv.bias is None else conv.bias.detach()}
+
+
+def _linear_judge(case: dict, got):
+    channels, size, weight, bias, x = (case[key] for key in ("channels", "size", "weight", "bias", "x"))
+    out = weight.shape[0]
+    label = f"Linear({channels}·{size}·{size} → {out}), feature map {channels}x{size}x{size}"
+    if got.get("error") is not None:
+        return label, (f"the convolution cannot read the feature map ({got['error']}): it needs "
+                       f"in_channels={channels} and kernel_size={size}")
+    output = got["output"]
+    expected = x.flatten(1) @ weight.T + bias
+    if not isinstance(output, torch.Tensor) or output.shape != (2, out, 1, 1):
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        return label, (f"on the {size}x{size} map the convolution should give one position: output (2, {out}, 1, 1), "
+                       f"got {shape}. Use kernel_size = {size}, no padding.")
+    if torch.allclose(output.flatten(1), expected, atol=1e-5):
+        return None
+    if not isinstance(got["bias"], torch.Tensor) or got["bias"].shape != bias.shape or not torch.allclose(got["bias"],
+                                                                                                       bias):
+        return label, "copy the bias too"
+    return label, ("reshape the weight (out, C·k·k) to (out, C, k, k): flatten() orders a map channel by channel, "
+                   "then row by row, which is exactly this layout.")
+
+
+LINEAR_TO_CONV = Exercise(
+    "linear_to_conv", "Linear → Conv2d", 3, _linear_cases, _linear_call, _linear_judge, 10,
+    OffLimits(code=("seglab/models/fcn.py:convolutionalize",), names=("convolutionalize",),
+              why="build the nn.Conv2d and copy the reshaped weights yourself"))
 
 
 def check_linear_to_conv(fn, cases: int = 10, seed: int | None = None):
     """``fn(linear, channels, size)`` -> an ``nn.Conv2d`` whose output on a ``(B, channels, size, size)``
     map equals the Linear layer applied to the flattened map."""
-
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function linear_to_conv itself")
-        for n in range(cases):
-            channels, size, out = rng.randint(1, 6), rng.choice([1, 1, 2, 3, 7]) if n else 1, rng.randint(1, 8)
-            linear = nn.Linear(channels * size * size, out)
-            case = f"Linear({channels}·{size}·{size} → {out}), feature map {channels}x{size}x{size}"
-            conv = fn(linear, channels, size)
-            require(isinstance(conv, nn.Conv2d), f"return an nn.Conv2d, got {type(conv).__name__} for {case}")
-            x = torch.randn(2, channels, size, size)
-            with torch.no_grad():
-                expected = linear(x.flatten(1))
-                try:
-                    got = conv(x)
-                except RuntimeError as error:
-                    c.fail(case, f"the convolution cannot read the feature map ({str(error)[:80]}): it needs "
-                                 f"in_channels={channels} and kernel_size={size}")
-                    continue
-            if got.shape != (2, out, 1, 1):
-                c.fail(case, f"on the {size}x{size} map the convolution should give one position: output "
-                             f"(2, {out}, 1, 1), got {tuple(got.shape)}. Use kernel_size = {size}, no padding.")
-            elif torch.allclose(got.flatten(1), expected, atol=1e-5):
-                c.ok()
-            elif conv.bias is None or not torch.allclose(conv.bias, linear.bias):
-                c.fail(case, "copy the bias too")
-            else:
-                c.fail(case, "reshape the weight (out, C·k·k) to (out, C, k, k): flatten() orders a map channel "
-                             "by channel, then row by row, which is exactly this layout.")
-
-    return run_check("linear_to_conv", POINTS["linear_to_conv"], "Linear → Conv2d", body, seed)
+    return check(LINEAR_TO_CONV, fn, cases=cases, seed=seed)
 
 
-def _random_stack(rng: random.Random) -> nn.Sequential:
-    """A small random stack of convolutions, poolings and BatchNorm: at most four factors of 2 and two
-    of 3 in its strides, so a 1440-pixel input is divided exactly."""
-    layers: list[nn.Module] = []
+# --- total stride --------------------------------------------------------------------------------------------
+
+TINY_VGG = VGGConfig((4, 4, 4, 4, 4), (1, 1, 1, 1, 1), 4, 3, True, 0.0)
+SIZE = 1440  # 2^5 * 3^2 * 5: divided exactly by every stack here
+
+
+def random_stack(rng: random.Random) -> list[list]:
+    """A small random stack of convolutions, poolings and BatchNorm, as data for :func:`build_stack`: at
+    most four factors of 2 and two of 3 in its strides, so a 1440-pixel input is divided exactly."""
+    layers: list[list] = []
     channels, twos, threes = 1, 0, 0
     for _ in range(rng.randint(1, 6)):
         kind = rng.random()
         if kind < 0.4:
             k, stride = rng.choice([1, 3, 5]), 2 if rng.random() < 0.3 and twos < 4 else 1
             twos += stride == 2
-            layers += [nn.Conv2d(channels, 2, k, stride=stride, padding=k // 2), nn.ReLU()]
+            layers += [["conv", channels, 2, k, stride, k // 2], ["relu"]]
             channels = 2
         elif kind < 0.8 and twos < 4:
             twos += 1
-            layers.append(rng.choice([nn.MaxPool2d(2), nn.AvgPool2d(2, stride=(2, 2))]))
+            layers.append(rng.choice([["maxpool", 2, 2], ["avgpool", 2, [2, 2]]]))
         elif kind < 0.8 and threes < 2:
             threes += 1
-            layers.append(nn.MaxPool2d(3, stride=3))
+            layers.append(["maxpool", 3, 3])
         else:
-            layers.append(nn.BatchNorm2d(channels))
-    return nn.Sequential(*layers)
+            layers.append(["batchnorm", channels])
+    return layers
+
+
+def build_stack(layers) -> nn.Module:
+    """The module that :func:`random_stack`'s data describes (``"fcn_backbone"``: a tiny FCN backbone)."""
+    if layers == "fcn_backbone":
+        return FCN(2, "32s", 1, backbone=TINY_VGG).backbone
+    modules: list[nn.Module] = []
+    for kind, *args in layers:
+        if kind == "conv":
+            c_in, c_out, k, stride, padding = args
+            modules.append(nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding))
+        elif kind == "relu":
+            modules.append(nn.ReLU())
+        elif kind == "maxpool":
+            modules.append(nn.MaxPool2d(args[0], stride=args[1]))
+        elif kind == "avgpool":
+            modules.append(nn.AvgPool2d(args[0], stride=tuple(args[1])))
+        elif kind == "batchnorm":
+            modules.append(nn.BatchNorm2d(args[0]))
+        else:
+            raise ValueError(f"unknown layer {kind!r}")
+    return nn.Sequential(*modules)
+
+
+def _stride_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for layers in ["fcn_backbone"] + [random_stack(rng) for _ in range(n - 1)]:
+        module = build_stack(layers)
+        with torch.no_grad():
+            out = module.eval()(torch.zeros(1, 1, SIZE, SIZE)).shape[-1]
+        cases.append({"layers": layers, "_modules": len(list(module.modules())) - 1, "_out": out})
+    return cases
+
+
+def _stride_call(case: dict, fn):
+    require(callable(fn), "pass your function total_stride itself")
+    return fn(build_stack(case["layers"]))
+
+
+def _stride_judge(case: dict, got):
+    out = case["_out"]
+    expected = SIZE // out
+    label = f"{case['_modules']} modules, {SIZE} px in, {out} px out: you said {got}, it is {expected}"
+    if got == expected and isinstance(got, (int, float)):
+        return None
+    if isinstance(got, (int, float)) and got < expected:
+        return label, ("pooling layers have strides too (nn.MaxPool2d(2) has stride 2); go through module.modules(), "
+                       "which also visits layers nested in Sequentials.")
+    return label, ("multiply the strides of the nn.Conv2d, nn.MaxPool2d and nn.AvgPool2d layers only (stride may be "
+                   "an int or a pair).")
+
+
+TOTAL_STRIDE = Exercise(
+    "total_stride", "total stride", 2, _stride_cases, _stride_call, _stride_judge, 12,
+    OffLimits(code=("seglab/arithmetic.py:layer_geometry", "seglab/arithmetic.py:receptive_field",
+                    "seglab/arithmetic.py:receptive_fields", "seglab/summary.py:summary"),
+              ops=("conv", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d"),
+              names=("layer_geometry", "receptive_field", "receptive_fields", "summary"),
+              why="read the strides from the layers, without running the module or seglab's helpers"))
 
 
 def check_total_stride(fn, cases: int = 12, seed: int | None = None):
     """``fn(module)`` -> the product of the strides of its convolutions and poolings, compared with
     the ratio of input to output size that PyTorch produces."""
+    return check(TOTAL_STRIDE, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function total_stride itself")
-        tiny = VGGConfig((4, 4, 4, 4, 4), (1, 1, 1, 1, 1), 4, 3, True, 0.0)
-        modules = [FCN(2, "32s", 1, backbone=tiny).backbone] + [_random_stack(rng) for _ in range(cases - 1)]
-        for module in modules:
-            size = 1440  # 2^5 * 3^2 * 5: divided exactly by every stack here
-            with torch.no_grad():
-                out = module.eval()(torch.zeros(1, 1, size, size)).shape[-1]
-            expected = size // out
-            got = fn(module)
-            case = f"{len(list(module.modules())) - 1} modules, {size} px in, {out} px out"
-            if got == expected:
-                c.ok()
-            elif isinstance(got, (int, float)) and got < expected:
-                c.fail(case + f": you said {got}, it is {expected}",
-                       "pooling layers have strides too (nn.MaxPool2d(2) has stride 2); go through "
-                       "module.modules(), which also visits layers nested in Sequentials.")
-            else:
-                c.fail(case + f": you said {got}, it is {expected}",
-                       "multiply the strides of the nn.Conv2d, nn.MaxPool2d and nn.AvgPool2d layers only "
-                       "(stride may be an int or a pair).")
 
-    return run_check("total_stride", POINTS["total_stride"], "total stride", body, seed)
+# --- FCN-8s fusion -------------------------------------------------------------------------------------------
+
+def fusion_model(seed: int) -> FCN:
+    """A small FCN-8s with random weights fixed by ``seed`` (its pool3/pool4 scores non-zero)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FCN(3, "8s", backbone=VGGConfig((4, 4, 6, 6, 8), (1, 1, 1, 1, 1), 8, 3, True, 0.0)).eval()
+        for layer in (model.score_pool3, model.score_pool4):
+            nn.init.normal_(layer.weight, std=0.5)  # the real model starts them at zero
+    return model
+
+
+def _fusion_input(case: dict) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(case["seed"] + 1)
+    return torch.randn(1, 3, case["height"], case["width"], generator=generator)
+
+
+def _fusion_cases(rng: random.Random, n: int) -> list[dict]:
+    return [{"seed": rng.randint(0, 10 ** 6), "height": rng.randint(32, 90), "width": rng.randint(32, 90)}
+            for _ in range(n)]
+
+
+def _fusion_call(case: dict, fn):
+    require(callable(fn), "pass your function fcn8s_fusion itself")
+    model, x = fusion_model(case["seed"]), _fusion_input(case)
+    with torch.no_grad():
+        pool3 = model.backbone[:3](x)
+        pool4 = model.backbone[3](pool3)
+        pool5 = model.backbone[4](pool4)
+        return fn(model, pool3, pool4, pool5, (case["height"], case["width"]))
+
+
+def _fusion_judge(case: dict, got):
+    with torch.no_grad():
+        expected = fusion_model(case["seed"])(_fusion_input(case))
+    label = f"image {case['height']}x{case['width']}"
+    if not isinstance(got, torch.Tensor):
+        return label, f"return the logits tensor, got {type(got).__name__}"
+    if got.shape != expected.shape:
+        return (label + f": shape {tuple(got.shape)} instead of {tuple(expected.shape)}",
+                "after the last upsampling crop to the image size: [..., :height, :width].")
+    if torch.allclose(got, expected, atol=1e-4):
+        return None
+    return label, ("score pool5 (classifier, score_fr), upsample 2x (up_pool5), add score_pool4(pool4) with "
+                   "model.fuse (a short-cut = summation, cropping the larger map), again with up_pool4 and "
+                   "score_pool3(pool3), then model.upsample and crop.")
+
+
+FCN8S_FUSION = Exercise(
+    "fcn8s_fusion", "FCN-8s fusion head", 3, _fusion_cases, _fusion_call, _fusion_judge, 6,
+    OffLimits(code=("seglab/models/fcn.py:FCN.forward", "seglab/models/fcn.py:FCN.coarse_scores"),
+              names=("coarse_scores",),
+              why="chain the model's score, upsampling and fuse layers yourself"))
 
 
 def check_fcn8s_fusion(fn, cases: int = 6, seed: int | None = None):
     """``fn(model, pool3, pool4, pool5, size)`` -> the FCN-8s logits; compared with seglab's FCN-8s with
     the same (random, non-zero) weights on odd image sizes."""
+    return check(FCN8S_FUSION, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function fcn8s_fusion itself")
-        for _ in range(cases):
-            torch.manual_seed(rng.randint(0, 10 ** 6))
-            model = FCN(3, "8s", backbone=VGGConfig((4, 4, 6, 6, 8), (1, 1, 1, 1, 1), 8, 3, True, 0.0)).eval()
-            for layer in (model.score_pool3, model.score_pool4):
-                nn.init.normal_(layer.weight, std=0.5)  # the real model starts them at zero
-            height, width = rng.randint(32, 90), rng.randint(32, 90)
-            x = torch.randn(1, 3, height, width)
-            with torch.no_grad():
-                pool3 = model.backbone[:3](x)
-                pool4 = model.backbone[3](pool3)
-                pool5 = model.backbone[4](pool4)
-                expected = model(x)
-                got = fn(model, pool3, pool4, pool5, (height, width))
-            case = f"image {height}x{width}"
-            if not isinstance(got, torch.Tensor):
-                c.fail(case, f"return the logits tensor, got {type(got).__name__}")
-            elif got.shape != expected.shape:
-                c.fail(case + f": shape {tuple(got.shape)} instead of {tuple(expected.shape)}",
-                       "after the last upsampling crop to the image size: [..., :height, :width].")
-            elif torch.allclose(got, expected, atol=1e-4):
-                c.ok()
-            else:
-                c.fail(case, "score pool5 (classifier, score_fr), upsample 2x (up_pool5), add score_pool4(pool4) "
-                             "with model.fuse (a short-cut = summation, cropping the larger map), again with "
-                             "up_pool4 and score_pool3(pool3), then model.upsample and crop.")
 
-    return run_check("fcn8s_fusion", POINTS["fcn8s_fusion"], "FCN-8s fusion head", body, seed)
+EXERCISES = (LINEAR_TO_CONV, TOTAL_STRIDE, FCN8S_FUSION)

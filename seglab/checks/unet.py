@@ -9,13 +9,12 @@ import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from seglab.checks import Checker, require, run_check
+from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks.upsampling import randn
 from seglab.models import UNet, unet_input_size
 from seglab.models.unet import DecoderStage
 
 __all__ = ["check_decoder_stage", "check_shortcut_merge", "check_skip_merge", "check_unet_sizes"]
-
-POINTS = {"skip_merge": 2, "shortcut_merge": 2, "decoder_stage": 3, "unet_sizes": 2}
 
 
 def _crop_both(decoder, encoder):
@@ -23,121 +22,183 @@ def _crop_both(decoder, encoder):
     return TF.center_crop(decoder, [height, width]), TF.center_crop(encoder, [height, width])
 
 
-def _merge_cases(rng: random.Random, cases: int, same_channels: bool):
-    for n in range(cases):
-        c_dec = rng.randint(1, 6)
-        c_enc = c_dec if same_channels else rng.randint(1, 6)
-        h, w = rng.randint(3, 12), rng.randint(3, 12)
-        # even surpluses, as in U-Net (an odd one has no single centre: conventions round differently)
-        surplus = (0, 0) if n == 0 else (rng.choice([0, 2, 4, 6]), rng.choice([0, 2, 4, 6]))
-        decoder = torch.randn(2, c_dec, h, w)
-        encoder = torch.randn(2, c_enc, h + surplus[0], w + surplus[1])
-        if rng.random() < 0.25:  # sometimes the decoder map is the larger one (as in FCN)
-            decoder, encoder = torch.randn(2, c_dec, h + surplus[0], w + surplus[1]), torch.randn(2, c_enc, h, w)
-        yield decoder, encoder
+# --- skip-connection and short-cut ---------------------------------------------------------------------------
 
-
-def _merge_check(fn, grade_id: str, title: str, merge, cases: int, seed, same_channels: bool):
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), f"pass your function {grade_id} itself")
-        for decoder, encoder in _merge_cases(rng, cases, same_channels):
-            expected = merge(*_crop_both(decoder, encoder))
-            case = f"decoder {tuple(decoder.shape)}, encoder {tuple(encoder.shape)}"
-            got = fn(decoder.clone(), encoder.clone())
-            if not isinstance(got, torch.Tensor):
-                c.fail(case, f"return a tensor, got {type(got).__name__}")
-            elif got.shape[1] != expected.shape[1]:
-                c.fail(case + f": {got.shape[1]} channels", f"after concatenation the channels should be C1 + C2 = "
-                       f"{expected.shape[1]}" if grade_id == "skip_merge" else "a sum keeps the channel count")
-            elif got.shape[-2:] != expected.shape[-2:]:
-                c.fail(case + f": size {tuple(got.shape[-2:])}", "centre-crop the larger map to the smaller one's "
-                       f"size {tuple(expected.shape[-2:])} (in both dimensions, whichever map is larger)")
-            elif torch.allclose(got, expected):
-                c.ok()
-            elif grade_id == "skip_merge" and torch.allclose(got, torch.cat(_crop_both(decoder, encoder)[::-1], 1)):
-                c.fail(case, "put the decoder's channels first: torch.cat([decoder, encoder], dim=1)")
+def _merge_cases(same_channels: bool):
+    def make(rng: random.Random, n: int) -> list[dict]:
+        cases = []
+        for index in range(n):
+            c_dec = rng.randint(1, 6)
+            c_enc = c_dec if same_channels else rng.randint(1, 6)
+            h, w = rng.randint(3, 12), rng.randint(3, 12)
+            # even surpluses, as in U-Net (an odd one has no single centre: conventions round differently)
+            surplus = (0, 0) if index == 0 else (rng.choice([0, 2, 4, 6]), rng.choice([0, 2, 4, 6]))
+            big = (h + surplus[0], w + surplus[1])
+            if rng.random() < 0.25:  # sometimes the decoder map is the larger one (as in FCN)
+                decoder, encoder = randn(rng, 2, c_dec, *big), randn(rng, 2, c_enc, h, w)
             else:
-                c.fail(case, "the crop must be central: offset (H − h) // 2 rows and (W − w) // 2 columns "
-                             "(torchvision.transforms.v2.functional.center_crop does it)")
+                decoder, encoder = randn(rng, 2, c_dec, h, w), randn(rng, 2, c_enc, *big)
+            cases.append({"decoder": decoder, "encoder": encoder})
+        return cases
 
-    return run_check(grade_id, POINTS[grade_id], title, body, seed)
+    return make
+
+
+def _merge_call(name: str):
+    def call(case: dict, fn):
+        require(callable(fn), f"pass your function {name} itself")
+        return fn(case["decoder"].clone(), case["encoder"].clone())
+
+    return call
+
+
+def _merge_judge(skip: bool):
+    def judge(case: dict, got):
+        decoder, encoder = case["decoder"], case["encoder"]
+        cropped = _crop_both(decoder, encoder)
+        expected = torch.cat(cropped, 1) if skip else cropped[0] + cropped[1]
+        label = f"decoder {tuple(decoder.shape)}, encoder {tuple(encoder.shape)}"
+        if not isinstance(got, torch.Tensor):
+            return label, f"return a tensor, got {type(got).__name__}"
+        if got.dim() != 4 or got.shape[0] != expected.shape[0]:
+            return label + f": shape {tuple(got.shape)}", f"the result should have the shape {tuple(expected.shape)}"
+        if got.shape[1] != expected.shape[1]:
+            return (label + f": {got.shape[1]} channels",
+                    f"after concatenation the channels should be C1 + C2 = {expected.shape[1]}" if skip
+                    else "a sum keeps the channel count")
+        if got.shape[-2:] != expected.shape[-2:]:
+            return (label + f": size {tuple(got.shape[-2:])}", "centre-crop the larger map to the smaller one's "
+                    f"size {tuple(expected.shape[-2:])} (in both dimensions, whichever map is larger)")
+        if torch.allclose(got, expected):
+            return None
+        if skip and torch.allclose(got, torch.cat(cropped[::-1], 1)):
+            return label, "put the decoder's channels first: torch.cat([decoder, encoder], dim=1)"
+        return label, ("the crop must be central: offset (H − h) // 2 rows and (W − w) // 2 columns "
+                       "(torchvision.transforms.v2.functional.center_crop does it)")
+
+    return judge
+
+
+MERGES = OffLimits(code=("seglab/layers.py:Skip.*", "seglab/layers.py:ShortCut.*", "seglab/layers.py:_align"),
+                   names=("Skip", "ShortCut"), why="crop and merge the two maps yourself")
+
+SKIP_MERGE = Exercise("skip_merge", "skip-connection (concatenation)", 2, _merge_cases(False),
+                      _merge_call("skip_merge"), _merge_judge(True), 20, MERGES)
+SHORTCUT_MERGE = Exercise("shortcut_merge", "short-cut (summation)", 2, _merge_cases(True),
+                          _merge_call("shortcut_merge"), _merge_judge(False), 20, MERGES)
 
 
 def check_skip_merge(fn, cases: int = 20, seed: int | None = None):
     """``fn(decoder, encoder)``: skip-connection = concatenation along channels after a centre crop."""
-    return _merge_check(fn, "skip_merge", "skip-connection (concatenation)", lambda d, e: torch.cat([d, e], 1),
-                        cases, seed, same_channels=False)
+    return check(SKIP_MERGE, fn, cases=cases, seed=seed)
 
 
 def check_shortcut_merge(fn, cases: int = 20, seed: int | None = None):
     """``fn(decoder, encoder)``: short-cut = summation after a centre crop."""
-    return _merge_check(fn, "shortcut_merge", "short-cut (summation)", lambda d, e: d + e, cases, seed,
-                        same_channels=True)
+    return check(SHORTCUT_MERGE, fn, cases=cases, seed=seed)
+
+
+# --- decoder stage -------------------------------------------------------------------------------------------
+
+def _stage_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for _ in range(n):
+        out_channels = rng.randint(1, 4)
+        h, w = rng.randint(4, 9), rng.randint(4, 9)
+        cases.append({"in_channels": 2 * out_channels, "out_channels": out_channels,
+                      "x": randn(rng, 1, 2 * out_channels, h, w),
+                      "encoder": randn(rng, 1, out_channels, 2 * h + rng.randint(0, 9), 2 * w + rng.randint(0, 9))})
+    return cases
+
+
+def _stage_call(case: dict, cls):
+    require(callable(cls), "pass your class DecoderStageExercise itself")
+    stage = cls(case["in_channels"], case["out_channels"])
+    require(isinstance(stage, nn.Module), f"{getattr(cls, '__name__', 'your class')}(...) should be an nn.Module")
+    convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        got = stage(case["x"], case["encoder"])
+    return {"output": got, "first_conv_in_channels": convs[0].in_channels if convs else None}
+
+
+def _stage_judge(case: dict, got):
+    x, encoder, out_channels = case["x"], case["encoder"], case["out_channels"]
+    with torch.no_grad():
+        expected = DecoderStage(case["in_channels"], out_channels, padding="valid")(x, encoder).shape
+    label = f"x {tuple(x.shape)}, encoder {tuple(encoder.shape)}"
+    output = got["output"]
+    if not isinstance(output, torch.Tensor) or output.shape != expected:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        return (label + f": got {shape}, expected {tuple(expected)}",
+                "upsample with nn.ConvTranspose2d(in, out, 2, stride=2), crop the encoder to that size, "
+                "concatenate, then two 3x3 convolutions without padding (each removes 2 pixels)")
+    if got["first_conv_in_channels"] != 2 * out_channels:
+        return label, (f"after concatenation the channels should be C1 + C2 = {2 * out_channels}: the first 3x3 "
+                       "convolution reads both the upsampled and the encoder features")
+    return None
+
+
+DECODER_STAGE = Exercise(
+    "decoder_stage", "U-Net decoder stage", 3, _stage_cases, _stage_call, _stage_judge, 8,
+    OffLimits(code=("seglab/models/unet.py:DecoderStage.*", "seglab/models/unet.py:UNet.*"),
+              names=("DecoderStage", "UNet"), why="put the upsampling, the skip-connection and the convolutions "
+                                                  "together yourself"))
 
 
 def check_decoder_stage(cls, cases: int = 8, seed: int | None = None):
     """``cls(in_channels, out_channels)``: an ``nn.Module`` whose ``forward(x, encoder)`` upsamples 2x
     (halving the channels), concatenates the centre-cropped encoder feature and applies two valid 3x3
     convolutions — shapes compared with seglab's ``DecoderStage(padding="valid")`` on odd sizes."""
+    return check(DECODER_STAGE, cls, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(cls), "pass your class DecoderStageExercise itself")
-        for _ in range(cases):
-            out_channels = rng.randint(1, 4)
-            in_channels = 2 * out_channels
-            h, w = rng.randint(4, 9), rng.randint(4, 9)
-            x = torch.randn(1, in_channels, h, w)
-            encoder = torch.randn(1, out_channels, 2 * h + rng.randint(0, 9), 2 * w + rng.randint(0, 9))
-            reference = DecoderStage(in_channels, out_channels, padding="valid")
-            expected = reference(x, encoder).shape
-            stage = cls(in_channels, out_channels)
-            require(isinstance(stage, nn.Module), f"{cls.__name__}(...) should be an nn.Module")
-            case = f"x {tuple(x.shape)}, encoder {tuple(encoder.shape)}"
-            convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
-            with torch.no_grad():
-                got = stage(x, encoder)
-            if not isinstance(got, torch.Tensor) or got.shape != expected:
-                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                c.fail(case + f": got {shape}, expected {tuple(expected)}",
-                       "upsample with nn.ConvTranspose2d(in, out, 2, stride=2), crop the encoder to that size, "
-                       "concatenate, then two 3x3 convolutions without padding (each removes 2 pixels)")
-            elif not convs or convs[0].in_channels != 2 * out_channels:
-                c.fail(case, f"after concatenation the channels should be C1 + C2 = {2 * out_channels}: the first "
-                             "3x3 convolution reads both the upsampled and the encoder features")
-            else:
-                c.ok()
 
-    return run_check("decoder_stage", POINTS["decoder_stage"], "U-Net decoder stage", body, seed)
+# --- valid U-Net sizes ---------------------------------------------------------------------------------------
+
+def _sizes_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for size, depth in [(572, 4)] + [(rng.randint(100, 300), rng.randint(1, 4)) for _ in range(n - 1)]:
+        model = UNet(1, 1, depth=depth, base_channels=1, padding="valid", batch_norm=False).eval()
+        if size < model.min_input_size():
+            size = model.min_input_size() + rng.randint(0, 20)
+        with torch.no_grad():
+            truth = model(torch.zeros(1, 1, size, size)).shape[-1]
+        cases.append({"size": size, "depth": depth, "wanted": rng.randint(1, 200), "_truth": truth})
+    return cases
+
+
+def _sizes_call(case: dict, output_fn, input_fn):
+    require(callable(output_fn) and callable(input_fn), "pass your two functions")
+    return [output_fn(case["size"], case["depth"]), input_fn(case["wanted"], case["depth"])]
+
+
+def _sizes_judge(case: dict, got):
+    size, depth, wanted, truth = case["size"], case["depth"], case["wanted"], case["_truth"]
+    got_out, got_in = got
+    if got_out != truth:
+        return (f"input {size}, depth {depth}: you said {got_out}, the U-Net gives {truth}",
+                "per level down: two 3x3 convolutions (−4), then pool (// 2); the bottleneck −4; per level up: ×2, "
+                "then two convolutions (−4)")
+    expected = unet_input_size(wanted, depth)
+    if got_in != expected:
+        return (f"output {wanted}, depth {depth}: you said input {got_in}, the smallest tile is {expected}",
+                "go backwards: the size after the bottleneck is ceil((output + 4(2^depth − 1)) / 2^depth); then "
+                "every level down adds 4 and doubles")
+    return None
+
+
+UNET_SIZES = Exercise(
+    "unet_sizes", "valid U-Net sizes", 2, _sizes_cases, _sizes_call, _sizes_judge, 10,
+    OffLimits(code=("seglab/models/unet.py:unet_output_size", "seglab/models/unet.py:unet_input_size",
+                    "seglab/models/unet.py:UNet.*", "seglab/models/base.py:SegmentationModel.*"),
+              ops=("conv", "conv_transpose", "max_pool2d", "max_pool2d_with_indices"),
+              names=("UNet", "input_size_for", "min_input_size"),
+              why="compute the sizes with the formulas, without running a U-Net or seglab's size helpers"))
 
 
 def check_unet_sizes(output_fn, input_fn, cases: int = 10, seed: int | None = None):
     """``output_fn(input_size, depth)`` against a real valid-padding U-Net's output, and
     ``input_fn(output_size, depth)`` against seglab's tile rule (smallest input, even poolings)."""
+    return check(UNET_SIZES, output_fn, input_fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(output_fn) and callable(input_fn), "pass your two functions")
-        checks = [(572, 4)] + [(rng.randint(100, 300), rng.randint(1, 4)) for _ in range(cases - 1)]
-        for size, depth in checks:
-            model = UNet(1, 1, depth=depth, base_channels=1, padding="valid", batch_norm=False).eval()
-            if size < model.min_input_size():
-                size = model.min_input_size() + rng.randint(0, 20)
-            with torch.no_grad():
-                truth = model(torch.zeros(1, 1, size, size)).shape[-1]
-            got = output_fn(size, depth)
-            if got == truth:
-                c.ok()
-            else:
-                c.fail(f"input {size}, depth {depth}: you said {got}, the U-Net gives {truth}",
-                       "per level down: two 3x3 convolutions (−4), then pool (// 2); the bottleneck −4; per level "
-                       "up: ×2, then two convolutions (−4)")
-            wanted = rng.randint(1, 200)
-            expected = unet_input_size(wanted, depth)
-            got_in = input_fn(wanted, depth)
-            if got_in == expected:
-                c.ok()
-            else:
-                c.fail(f"output {wanted}, depth {depth}: you said input {got_in}, the smallest tile is {expected}",
-                       "go backwards: the size after the bottleneck is ceil((output + 4(2^depth − 1)) / 2^depth); "
-                       "then every level down adds 4 and doubles")
 
-    return run_check("unet_sizes", POINTS["unet_sizes"], "valid U-Net sizes", body, seed)
+EXERCISES = (SKIP_MERGE, SHORTCUT_MERGE, DECODER_STAGE, UNET_SIZES)

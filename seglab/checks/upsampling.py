@@ -11,18 +11,20 @@ import random
 import torch
 import torch.nn.functional as F
 
-from seglab.checks import Checker, require, run_check
+from seglab.checks import Exercise, OffLimits, check, require
 from seglab.layers import transposed_conv_geometry
 
 __all__ = ["check_bilinear_kernel", "check_convolution_matrix", "check_transposed_conv_by_autograd",
            "check_transposed_conv_by_zero_insertion"]
 
-POINTS = {"bilinear_kernel": 2, "transposed_conv_by_zero_insertion": 3, "convolution_matrix": 3,
-          "transposed_conv_by_autograd": 2}
+
+def randn(rng: random.Random, *shape: int) -> torch.Tensor:
+    """A standard normal tensor drawn from ``rng`` (so a check's seed fixes its tensors too)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(rng.randrange(2 ** 31)))
 
 
 def _close(a, b) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-4,
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=1e-4,
                                                                                   rtol=1e-4)
 
 
@@ -34,146 +36,202 @@ def _shape_hint(got, expected) -> str | None:
     return None
 
 
+def _tensor_call(name: str, *keys: str):
+    """A ``call`` that passes the case's values ``keys`` to the student's function, in this order."""
+
+    def call(case: dict, fn):
+        require(callable(fn), f"pass your function {name} itself")
+        return fn(*(case[key].clone() if isinstance(case[key], torch.Tensor) else case[key] for key in keys))
+
+    return call
+
+
+TRANSPOSED = ("conv_transpose2d", "ConvTranspose2d", "conv_transpose1d", "ConvTranspose1d")
+
+
+# --- bilinear kernel -----------------------------------------------------------------------------------------
+
+def _bilinear_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for _ in range(n):
+        factor, channels = rng.choice([2, 2, 3, 4, 8]), rng.randint(1, 4)
+        cases.append({"channels": channels, "kernel_size": transposed_conv_geometry(factor)[0], "_factor": factor,
+                      "_x": randn(rng, 1, channels, 6, 7)})
+    return cases
+
+
+def _bilinear_judge(case: dict, weight):
+    channels, factor, x = case["channels"], case["_factor"], case["_x"]
+    kernel, stride, padding = transposed_conv_geometry(factor)
+    label = f"channels={channels}, factor={factor} (kernel_size={kernel})"
+    hint = _shape_hint(weight, torch.empty(channels, channels, kernel, kernel))
+    if hint:
+        return label, hint
+    ours = F.conv_transpose2d(x, weight.float(), stride=stride, padding=padding)
+    reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    b = factor // 2
+    inner = (..., slice(b, -b), slice(b, -b))
+    if _close(ours[inner], reference[inner]):
+        return None
+    if channels > 1 and weight[0, 1:].abs().sum() > 0:
+        return label, ("channel c must only feed channel c: put the 2-D kernel on the diagonal weight[c, c] and "
+                       "zeros elsewhere.")
+    if abs(float(weight[0, 0].sum()) - factor ** 2) > 1e-3:
+        return label, (f"the taps of one channel should sum to factor² = {factor ** 2} (each output pixel gets "
+                       "weights summing to 1): check the triangle 1 − |x − centre| / factor.")
+    return label, ("the 2-D kernel is the outer product of the 1-D triangle with itself; for an even kernel the "
+                   "centre lies between two taps (factor − 0.5).")
+
+
+BILINEAR_KERNEL = Exercise(
+    "bilinear_kernel", "bilinear_kernel", 2, _bilinear_cases, _tensor_call("bilinear_kernel", "channels", "kernel_size"),
+    _bilinear_judge, 12,
+    OffLimits(code=("seglab/layers.py:bilinear_kernel", "seglab/layers.py:BilinearUpsample.*",
+                    "seglab/layers.py:TransposedConvUpsample.*"),
+              ops=("upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d"),
+              names=("interpolate", "Upsample", "BilinearUpsample", "TransposedConvUpsample"),
+              why="build the kernel from the 1-D triangle, without running an upsampling layer"))
+
+
 def check_bilinear_kernel(fn, cases: int = 12, seed: int | None = None):
     """``fn(channels, kernel_size)``: a transposed convolution with this weight (stride f, padding
     (k − f)/2) must equal ``F.interpolate(..., mode="bilinear")`` away from the border."""
-
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function bilinear_kernel itself")
-        for _ in range(cases):
-            factor, channels = rng.choice([2, 2, 3, 4, 8]), rng.randint(1, 4)
-            kernel, stride, padding = transposed_conv_geometry(factor)
-            case = f"channels={channels}, factor={factor} (kernel_size={kernel})"
-            weight = fn(channels, kernel)
-            expected_shape = torch.empty(channels, channels, kernel, kernel)
-            hint = _shape_hint(weight, expected_shape)
-            if hint:
-                c.fail(case, hint)
-                continue
-            x = torch.randn(1, channels, 6, 7)
-            ours = F.conv_transpose2d(x, weight.float(), stride=stride, padding=padding)
-            reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
-            b = factor // 2
-            inner = (..., slice(b, -b), slice(b, -b))
-            if _close(ours[inner], reference[inner]):
-                c.ok()
-            elif channels > 1 and weight[0, 1:].abs().sum() > 0:
-                c.fail(case, "channel c must only feed channel c: put the 2-D kernel on the diagonal weight[c, c] "
-                             "and zeros elsewhere.")
-            elif abs(float(weight[0, 0].sum()) - factor ** 2) > 1e-3:
-                c.fail(case, f"the taps of one channel should sum to factor² = {factor ** 2} (each output pixel "
-                             "gets weights summing to 1): check the triangle 1 − |x − centre| / factor.")
-            else:
-                c.fail(case, "the 2-D kernel is the outer product of the 1-D triangle with itself; for an even "
-                             "kernel the centre lies between two taps (factor − 0.5).")
-
-    return run_check("bilinear_kernel", POINTS["bilinear_kernel"], "bilinear_kernel", body, seed)
+    return check(BILINEAR_KERNEL, fn, cases=cases, seed=seed)
 
 
-def _random_transposed_case(rng: random.Random):
-    while True:  # a case whose output is at least 1x1
-        stride, k = rng.randint(1, 3), rng.randint(1, 4)
-        padding = rng.randint(0, k - 1)
-        output_padding = rng.randint(0, stride - 1)
-        c_in, c_out, h, w = rng.randint(1, 3), rng.randint(1, 3), rng.randint(2, 6), rng.randint(2, 6)
-        if (min(h, w) - 1) * stride - 2 * padding + k >= 1:
-            break
-    x = torch.randn(rng.randint(1, 2), c_in, h, w)
-    weight = torch.randn(c_in, c_out, k, k)
-    return x, weight, stride, padding, output_padding
+# --- transposed convolution by zero insertion ----------------------------------------------------------------
+
+def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for _ in range(n):
+        while True:  # a case whose output is at least 1x1
+            stride, k = rng.randint(1, 3), rng.randint(1, 4)
+            padding = rng.randint(0, k - 1)
+            output_padding = rng.randint(0, stride - 1)
+            c_in, c_out, h, w = rng.randint(1, 3), rng.randint(1, 3), rng.randint(2, 6), rng.randint(2, 6)
+            if (min(h, w) - 1) * stride - 2 * padding + k >= 1:
+                break
+        cases.append({"x": randn(rng, rng.randint(1, 2), c_in, h, w), "weight": randn(rng, c_in, c_out, k, k),
+                      "stride": stride, "padding": padding, "output_padding": output_padding})
+    return cases
+
+
+def _zero_insertion_judge(case: dict, got):
+    x, weight, s, p, op = (case[key] for key in ("x", "weight", "stride", "padding", "output_padding"))
+    label = f"x {tuple(x.shape)}, weight {tuple(weight.shape)}, stride={s}, padding={p}, output_padding={op}"
+    expected = F.conv_transpose2d(x, weight, stride=s, padding=p, output_padding=op)
+    hint = _shape_hint(got, expected)
+    if hint is None and _close(got, expected):
+        return None
+    if hint is None:
+        unflipped = F.conv_transpose2d(x, weight.flip(-1, -2), stride=s, padding=p, output_padding=op)
+        hint = ("flip the kernel in both spatial directions (weight.flip(-1, -2))" if _close(got, unflipped)
+                else "insert stride − 1 zeros between pixels, pad k − 1 − p on each side (plus output_padding at "
+                     "the bottom/right), then F.conv2d with the flipped kernel and in/out channels swapped "
+                     "(weight.transpose(0, 1)).")
+    elif isinstance(got, torch.Tensor) and got.shape[-1] == expected.shape[-1] - op and op:
+        hint += ": did you forget output_padding (extra rows/columns at the bottom/right)?"
+    return label, hint
+
+
+TRANSPOSED_CONV_BY_ZERO_INSERTION = Exercise(
+    "transposed_conv_by_zero_insertion", "transposed convolution = zero insertion + convolution", 3,
+    _transposed_cases,
+    _tensor_call("transposed_conv_by_zero_insertion", "x", "weight", "stride", "padding", "output_padding"),
+    _zero_insertion_judge, 20,
+    OffLimits(code=("seglab/layers.py:TransposedConvUpsample.*",), ops=("conv_transpose", "convolution_backward"),
+              names=TRANSPOSED, why="insert zeros, pad and run an ordinary F.conv2d"))
 
 
 def check_transposed_conv_by_zero_insertion(fn, cases: int = 20, seed: int | None = None):
     """``fn(x, weight, stride, padding, output_padding)`` (zero insertion + ordinary convolution with
     the flipped kernel) against ``F.conv_transpose2d``."""
+    return check(TRANSPOSED_CONV_BY_ZERO_INSERTION, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function transposed_conv_by_zero_insertion itself")
-        for _ in range(cases):
-            x, weight, s, p, op = _random_transposed_case(rng)
-            case = f"x {tuple(x.shape)}, weight {tuple(weight.shape)}, stride={s}, padding={p}, output_padding={op}"
-            expected = F.conv_transpose2d(x, weight, stride=s, padding=p, output_padding=op)
-            got = fn(x.clone(), weight.clone(), s, p, op)
-            hint = _shape_hint(got, expected)
-            if hint is None and _close(got, expected):
-                c.ok()
-                continue
-            if hint is None:
-                unflipped = F.conv_transpose2d(x, weight.flip(-1, -2), stride=s, padding=p, output_padding=op)
-                hint = ("flip the kernel in both spatial directions (weight.flip(-1, -2))" if _close(got, unflipped)
-                        else "insert stride − 1 zeros between pixels, pad k − 1 − p on each side (plus "
-                             "output_padding at the bottom/right), then F.conv2d with the flipped kernel and "
-                             "in/out channels swapped (weight.transpose(0, 1)).")
-            elif isinstance(got, torch.Tensor) and got.shape[-1] == expected.shape[-1] - op and op:
-                hint += ": did you forget output_padding (extra rows/columns at the bottom/right)?"
-            c.fail(case, hint)
 
-    return run_check("transposed_conv_by_zero_insertion", POINTS["transposed_conv_by_zero_insertion"],
-                     "transposed convolution = zero insertion + convolution", body, seed)
+# --- convolution matrix --------------------------------------------------------------------------------------
+
+def _matrix_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for _ in range(n):
+        k, s = rng.randint(1, 3), rng.randint(1, 2)
+        size = rng.randint(k, 6)
+        o = (size - k) // s + 1
+        cases.append({"kernel": randn(rng, k, k), "n": size, "stride": s, "_x": randn(rng, size, size),
+                      "_y": randn(rng, o, o)})
+    return cases
+
+
+def _matrix_judge(case: dict, matrix):
+    kernel, n, s, x, y = (case[key] for key in ("kernel", "n", "stride", "_x", "_y"))
+    k = kernel.shape[0]
+    o = (n - k) // s + 1
+    label = f"kernel {k}x{k}, input {n}x{n}, stride {s}"
+    hint = _shape_hint(matrix, torch.empty(o * o, n * n))
+    if hint:
+        return label, hint + " (one row per output pixel, one column per input pixel)"
+    conv = F.conv2d(x[None, None], kernel[None, None], stride=s).flatten()
+    if not _close(matrix.double() @ x.double().flatten(), conv):
+        return label, ("row r of C holds the kernel's weights at the columns of the input pixels that output pixel r "
+                       "reads (no flip: PyTorch's conv2d is a cross-correlation).")
+    size = s * (o - 1) + k
+    transposed = F.conv_transpose2d(y[None, None], kernel[None, None], stride=s, output_padding=n - size).flatten()
+    if _close(matrix.double().T @ y.double().flatten(), transposed):
+        return None
+    return label, ("C.T @ y should equal F.conv_transpose2d(y): check the column order (row-major, index = row * n "
+                   "+ column).")
+
+
+CONVOLUTION_MATRIX = Exercise(
+    "convolution_matrix", "convolution matrix C and its transpose", 3, _matrix_cases,
+    _tensor_call("convolution_matrix", "kernel", "n", "stride"), _matrix_judge, 12,
+    OffLimits(ops=("conv_transpose",), names=TRANSPOSED, why="place the kernel's weights in C by hand"))
 
 
 def check_convolution_matrix(fn, cases: int = 12, seed: int | None = None):
     """``fn(kernel (k, k), n, stride)``: the matrix C with ``conv(x).flatten() == C @ x.flatten()`` for
     an ``n x n`` input (no padding); then ``C.T`` must be the transposed convolution."""
+    return check(CONVOLUTION_MATRIX, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function convolution_matrix itself")
-        for _ in range(cases):
-            k, s = rng.randint(1, 3), rng.randint(1, 2)
-            n = rng.randint(k, 6)
-            o = (n - k) // s + 1
-            kernel, x = torch.randn(k, k), torch.randn(n, n)
-            case = f"kernel {k}x{k}, input {n}x{n}, stride {s}"
-            matrix = fn(kernel.clone(), n, s)
-            expected_shape = torch.empty(o * o, n * n)
-            hint = _shape_hint(matrix, expected_shape)
-            if hint:
-                c.fail(case, hint + " (one row per output pixel, one column per input pixel)")
-                continue
-            conv = F.conv2d(x[None, None], kernel[None, None], stride=s).flatten()
-            if not _close(matrix.float() @ x.flatten(), conv):
-                c.fail(case, "row r of C holds the kernel's weights at the columns of the input pixels that "
-                             "output pixel r reads (no flip: PyTorch's conv2d is a cross-correlation).")
-                continue
-            y = torch.randn(o, o)
-            size = s * (o - 1) + k
-            transposed = F.conv_transpose2d(y[None, None], kernel[None, None], stride=s,
-                                            output_padding=n - size).flatten()
-            if _close(matrix.float().T @ y.flatten(), transposed):
-                c.ok()
-            else:
-                c.fail(case, "C.T @ y should equal F.conv_transpose2d(y): check the column order (row-major, "
-                             "index = row * n + column).")
 
-    return run_check("convolution_matrix", POINTS["convolution_matrix"], "convolution matrix C and its transpose",
-                     body, seed)
+# --- transposed convolution by autograd ----------------------------------------------------------------------
+
+def _autograd_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for _ in range(n):
+        s, k = rng.randint(1, 3), rng.randint(1, 4)
+        p = rng.randint(0, k - 1)
+        size = rng.randint(k + 1, 9)
+        c_in, c_out = rng.randint(1, 3), rng.randint(1, 3)
+        o = (size + 2 * p - k) // s + 1
+        cases.append({"y": randn(rng, 1, c_out, o, o), "weight": randn(rng, c_out, c_in, k, k), "stride": s,
+                      "padding": p, "input_size": size})
+    return cases
+
+
+def _autograd_judge(case: dict, got):
+    y, weight, s, p, n = (case[key] for key in ("y", "weight", "stride", "padding", "input_size"))
+    k = weight.shape[-1]
+    size = (y.shape[-1] - 1) * s - 2 * p + k
+    expected = F.conv_transpose2d(y, weight, stride=s, padding=p, output_padding=n - size)
+    label = f"y {tuple(y.shape)}, weight {tuple(weight.shape)}, stride={s}, padding={p}, input {n}x{n}"
+    hint = _shape_hint(got, expected)
+    if hint is None and _close(got, expected):
+        return None
+    return label, hint or ("make x = torch.zeros(1, C_in, n, n, requires_grad=True), compute (F.conv2d(x, weight, "
+                           "stride, padding) * y).sum() and return its gradient with respect to x.")
+
+
+TRANSPOSED_CONV_BY_AUTOGRAD = Exercise(
+    "transposed_conv_by_autograd", "transposed convolution = gradient of convolution", 2, _autograd_cases,
+    _tensor_call("transposed_conv_by_autograd", "y", "weight", "stride", "padding", "input_size"), _autograd_judge, 15,
+    OffLimits(ops=("conv_transpose",), names=TRANSPOSED, why="differentiate an ordinary F.conv2d"))
 
 
 def check_transposed_conv_by_autograd(fn, cases: int = 15, seed: int | None = None):
     """``fn(y, weight, stride, padding, input_size)``: the gradient of ``<conv2d(x), y>`` with respect to
     an ``input_size`` input ``x`` is the transposed convolution of ``y``."""
+    return check(TRANSPOSED_CONV_BY_AUTOGRAD, fn, cases=cases, seed=seed)
 
-    def body(c: Checker, rng: random.Random):
-        require(callable(fn), "pass your function transposed_conv_by_autograd itself")
-        for _ in range(cases):
-            s, k = rng.randint(1, 3), rng.randint(1, 4)
-            p = rng.randint(0, k - 1)
-            n = rng.randint(k + 1, 9)
-            c_in, c_out = rng.randint(1, 3), rng.randint(1, 3)
-            weight = torch.randn(c_out, c_in, k, k)  # a convolution's weight: (C_out, C_in, k, k)
-            o = (n + 2 * p - k) // s + 1
-            y = torch.randn(1, c_out, o, o)
-            size = (o - 1) * s - 2 * p + k
-            expected = F.conv_transpose2d(y, weight, stride=s, padding=p, output_padding=n - size)
-            case = f"y {tuple(y.shape)}, weight {tuple(weight.shape)}, stride={s}, padding={p}, input {n}x{n}"
-            got = fn(y.clone(), weight.clone(), s, p, n)
-            hint = _shape_hint(got, expected)
-            if hint is None and _close(got, expected):
-                c.ok()
-            else:
-                c.fail(case, hint or "make x = torch.zeros(1, C_in, n, n, requires_grad=True), compute "
-                                     "(F.conv2d(x, weight, stride, padding) * y).sum() and return its gradient "
-                                     "with respect to x.")
 
-    return run_check("transposed_conv_by_autograd", POINTS["transposed_conv_by_autograd"],
-                     "transposed convolution = gradient of convolution", body, seed)
+EXERCISES = (BILINEAR_KERNEL, TRANSPOSED_CONV_BY_ZERO_INSERTION, CONVOLUTION_MATRIX, TRANSPOSED_CONV_BY_AUTOGRAD)

@@ -4,16 +4,20 @@ For every submission the grader
 
 1. reads it (a file that is not notebook JSON gets zero, with the reason);
 2. tells which course notebook it is from its cells' nbgrader ``grade_id``\\ s (not its file name);
-3. replaces every check cell by the official one from the solution notebook, hidden tests included
-   (so edited or deleted check cells change nothing), and appends official check cells that the
-   student deleted;
+3. chooses fresh random cases for every exercise, as many as the official check cell asks for with
+   its hidden tests included, and replaces each check cell (edited, deleted or not) by a cell that
+   only calls the student's answer on those cases and writes what it returns, as data, to a file
+   (:mod:`seglab.checks.probe`);
 4. executes it cell by cell in a fresh Jupyter kernel (nbclient) in a temporary folder, errors
    allowed, with a time limit per cell (the kernel is interrupted) and one for the whole notebook;
    a kernel that dies ends the run, and what was checked before still counts;
-5. reads each check's ``points: X / Y`` line and writes one row per student and exercise.
+5. judges the returned data against the oracle in its own process (:func:`seglab.checks.score`), gives
+   zero to an answer that uses what its exercise asks to write (in its source, or at run time), and
+   writes one row per student and exercise.
 
-Student code only ever runs in those kernels, never in the grader's process, and each kernel runs in
-a sandbox (:mod:`seglab.course.sandbox`: no network, no view of the tutor's files, other submissions
+Nothing the student's code prints, patches, hooks or redefines is read as a grade: the kernel only
+ever returns the answers' outputs. Student code only ever runs in those kernels, never in the
+grader's process, and each kernel runs in a sandbox (:mod:`seglab.course.sandbox`: no network, no view of the tutor's files, other submissions
 or the grader's processes, limits on memory, processes, CPU time and output). Submissions are graded
 in parallel worker processes, each with its own kernel; ``on_student`` receives each student's rows
 as soon as they are graded, so an interrupted batch loses nothing (``seglab grade --resume``).
@@ -21,10 +25,13 @@ as soon as they are graded, so an interrupted batch loses nothing (``seglab grad
 
 from __future__ import annotations
 
+import ast
 import csv
+import json
 import multiprocessing
 import os
-import re
+import random
+import secrets
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,6 +40,11 @@ from pathlib import Path
 
 import nbformat
 
+from seglab.checks import exercises as course_exercises
+from seglab.checks import public, score
+from seglab.checks.borrowed import names_used
+from seglab.checks.probe import probe_source
+from seglab.checks.wire import encode
 from seglab.course.execute import execute_notebook
 from seglab.course.release import grade_ids
 from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, bwrap_available
@@ -40,7 +52,7 @@ from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, b
 __all__ = ["Exercise", "GradeRow", "append_csv", "collect_submissions", "grade", "grade_submission",
            "load_exercises", "read_csv", "summary", "write_csv"]
 
-POINTS_LINE = re.compile(r"points: ([0-9.]+) / ([0-9.]+)")
+OUTCOMES_BYTES = 256 * 2**20  # the most a kernel's answers may take on disk
 FIELDS = ("student", "notebook", "exercise", "points", "max", "message")
 
 
@@ -51,6 +63,24 @@ class Exercise:
     points: float
     kind: str  # "check": graded automatically; "manual": an answer cell graded by hand
     source: str  # the official check cell (hidden tests included)
+    objects: tuple[str, ...] = ()  # a check's arguments: the names of the student's answer
+    cases: int | None = None  # the most cases the official check cell asks for
+
+
+def check_call(source: str) -> tuple[str, tuple[str, ...], int | None]:
+    """``(exercise id, names of the objects checked, most cases asked for)`` of an official check cell
+    such as ``check_conv_output_size(conv_output_size)`` followed by hidden ``..., cases=300)``."""
+    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")]
+    if not calls:
+        raise ValueError(f"a check cell must call a check_<exercise>(...) function: {source[:80]!r}")
+    first = min(calls, key=lambda node: (node.lineno, node.col_offset))
+    names = tuple(arg.id for arg in first.args if isinstance(arg, ast.Name))
+    if len(names) != len(first.args):
+        raise ValueError(f"a check's arguments must be names of the student's objects: {source[:80]!r}")
+    cases = [kw.value.value for node in calls for kw in node.keywords
+             if kw.arg == "cases" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, int)]
+    return first.func.id.removeprefix("check_"), names, max(cases, default=None)
 
 
 @dataclass
@@ -75,7 +105,13 @@ def load_exercises(solutions_dir: str | Path = "solutions") -> dict[str, list[Ex
             if not meta.get("grade"):
                 continue
             kind = "manual" if meta.get("solution") else "check"
-            exercises.append(Exercise(path.name, meta["grade_id"], float(meta.get("points", 0)), kind, cell.source))
+            objects, cases = (), None
+            if kind == "check":
+                exercise_id, objects, cases = check_call(cell.source)
+                if f"check_{exercise_id}" != meta["grade_id"]:
+                    raise ValueError(f"{path.name}: the check cell {meta['grade_id']!r} calls check_{exercise_id}")
+            exercises.append(Exercise(path.name, meta["grade_id"], float(meta.get("points", 0)), kind, cell.source,
+                                      objects, cases))
         found[path.name] = exercises
     if not found:
         raise FileNotFoundError(f"no solution notebooks in {solutions_dir.resolve()}: pass --solutions")
@@ -116,35 +152,37 @@ def _identify(notebook, file: Path, exercises: dict[str, list[Exercise]]) -> str
     return matches[0] if len(matches) == 1 else (next(iter(exercises)) if len(exercises) == 1 else None)
 
 
-def _cell_text(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream":
-            parts.append(output.get("text", ""))
-        elif output.get("output_type") == "error":
-            parts.append(f"{output.get('ename')}: {output.get('evalue')}")
-    return "".join(parts)
-
-
-def _check_result(cell) -> tuple[float, str] | None:
-    text = _cell_text(cell)
-    matches = POINTS_LINE.findall(text)
+def _cell_error(cell) -> str | None:
+    """Why a probe cell wrote no answers: its time limit, or the error it raised."""
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    if not matches:
-        if any(e.get("ename") in ("KeyboardInterrupt", "CellTimeout") for e in errors):
-            return 0.0, "interrupted: the cell ran past the time limit (an endless loop?)"
-        if errors:
-            return 0.0, f"the check cell raised {errors[-1].get('ename')}: {errors[-1].get('evalue')}"
+    if any(e.get("ename") in ("KeyboardInterrupt", "CellTimeout") for e in errors):
+        return "interrupted: the check ran past the time limit (an endless loop?)"
+    if errors:
+        return f"the check could not run: {str(errors[-1].get('ename'))[:80]}: {str(errors[-1].get('evalue'))[:200]}"
+    return None
+
+
+def _read_outcomes(path: Path):
+    if not path.is_file():
         return None
-    report = [line.strip() for line in text.splitlines() if line.strip()[:1] in ("✔", "✘", "…")]
-    hints = [line.strip() for line in text.splitlines() if line.strip().startswith("hint:")]
-    return float(matches[-1][0]), " ".join(report[-1:] + hints[-1:])
+    if path.stat().st_size > OUTCOMES_BYTES:
+        return "too large"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return "unreadable"
+
+
+def _answer_source(notebook, exercise_id: str) -> str:
+    return "\n".join(cell.source for cell in notebook.cells
+                     if cell.metadata.get("nbgrader", {}).get("grade_id") == exercise_id and cell.cell_type == "code")
 
 
 def grade_submission(student: str, file: str | Path, exercises: dict[str, list[Exercise]], *, timeout: float = 60,
                      total_timeout: float = 900, sandbox: str = "bwrap", limits: Limits | None = None,
-                     environment: dict[str, str] | None = None) -> list[GradeRow]:
-    """Grade one submission (runs its code in a fresh, sandboxed kernel); never raises for a bad submission."""
+                     environment: dict[str, str] | None = None, seed: int = 0) -> list[GradeRow]:
+    """Grade one submission (runs its code in a fresh, sandboxed kernel); never raises for a bad submission.
+    ``seed`` and the student's name choose the cases."""
     limits = limits or Limits()
     file = Path(file)
     try:
@@ -164,21 +202,33 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
         return list(rows.values())
 
     official = {e.grade_id: e for e in graded if e.kind == "check"}
-    present = set()
-    for cell in notebook.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in official:
-            cell.source, cell.cell_type = official[gid].source, "code"
-            present.add(gid)
-            cell.outputs, cell.execution_count = [], None
-    for gid, exercise in official.items():
-        if gid not in present:  # a deleted check cell: run the official one at the end
-            cell = nbformat.v4.new_code_cell(exercise.source)
-            cell.metadata["nbgrader"] = {"grade_id": gid}
-            notebook.cells.append(cell)
-            rows[gid].message = "check cell was deleted; the official check ran at the end"
+    specs = course_exercises()
+    answers = {gid: _answer_source(notebook, gid.removeprefix("check_")) for gid in official}
+    rng = random.Random(f"{seed}:{student}:{name}")  # fresh cases for every student, repeatable for a batch
+    chosen = {gid: specs[gid.removeprefix("check_")].make_cases(rng, e.cases or specs[gid.removeprefix("check_")].cases)
+              for gid, e in official.items()}
 
     with tempfile.TemporaryDirectory(prefix="seglab-grade-") as workdir:
+        work = Path(workdir).resolve()
+        probes = {}
+        for gid, exercise in official.items():
+            cases_path, outcomes_path = work / f".seglab-cases-{gid}.json", work / f".seglab-outcomes-{gid}.json"
+            cases_path.write_text(json.dumps([encode(public(case)) for case in chosen[gid]]))
+            probes[gid] = (probe_source(gid.removeprefix("check_"), list(exercise.objects), str(cases_path),
+                                        str(outcomes_path)), outcomes_path)
+        present = set()
+        for cell in notebook.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in official:
+                cell.source, cell.cell_type = probes[gid][0], "code"
+                present.add(gid)
+                cell.outputs, cell.execution_count = [], None
+        for gid in official:
+            if gid not in present:  # a deleted check cell: check at the end
+                cell = nbformat.v4.new_code_cell(probes[gid][0])
+                cell.metadata["nbgrader"] = {"grade_id": gid}
+                notebook.cells.append(cell)
+
         kernel = SandboxedKernel(workdir, sandbox=sandbox, limits=limits, environment=environment)
         try:
             kernel.start_watchdog()
@@ -192,17 +242,26 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
             kernel.cleanup()
         if kernel.killed_reason:
             stop_reason = f"the sandbox was stopped: {kernel.killed_reason}"
+        outcomes = {gid: _read_outcomes(path) for gid, (_, path) in probes.items()}
 
-    for cell in notebook.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in official:
-            result = _check_result(cell)
-            if result is not None:
-                rows[gid].points, rows[gid].message = result[0], result[1]
-            elif stop_reason:
-                rows[gid].message = f"not checked: {stop_reason}"
-            elif any(o.get("ename") == "CellTimeout" for o in cell.get("outputs", [])):
-                rows[gid].message = "the check timed out"
+    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in notebook.cells}
+    for gid, exercise in official.items():
+        spec, row = specs[gid.removeprefix("check_")], rows[gid]
+        used = names_used(answers[gid], spec.off_limits.names)
+        if used:
+            row.points, row.message = 0, (f"your answer uses {', '.join(used)}, which this exercise asks you to write "
+                                          f"yourself ({spec.off_limits.why})")
+        elif isinstance(outcomes[gid], list):
+            result = score(spec, chosen[gid], outcomes[gid])
+            row.points, row.message = min(float(result.points), exercise.points), result.message
+        elif outcomes[gid] is not None:
+            row.message = f"the check's results could not be read ({outcomes[gid]})"
+        elif _cell_error(cells[gid]):
+            row.message = _cell_error(cells[gid])
+        elif stop_reason:
+            row.message = f"not checked: {stop_reason}"
+        if gid not in present:
+            row.message = "check cell was deleted; checked at the end. " + row.message
     return list(rows.values())
 
 
@@ -230,11 +289,12 @@ def submission_key(student: str, file: Path, exercises: dict[str, list[Exercise]
 
 def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout: float = 60,
           total_timeout: float = 900, workers: int = 1, sandbox: str = "bwrap", limits: Limits | None = None,
-          skip: set[tuple[str, str]] = frozenset(),
+          skip: set[tuple[str, str]] = frozenset(), seed: int | None = None,
           on_student: Callable[[list[GradeRow]], None] | None = None) -> list[GradeRow]:
     """Grade a notebook or a folder of them, ``workers`` at a time.
 
-    ``skip``: ``(student, notebook)`` pairs graded before (``--resume``). ``on_student(rows)`` is called
+    ``skip``: ``(student, notebook)`` pairs graded before (``--resume``). ``seed``: with the student's
+    name, chooses each student's cases (default: a fresh one, so nobody can know the cases beforehand). ``on_student(rows)`` is called
     in this process as each submission is graded, in the order they finish.
     """
     exercises = load_exercises(solutions_dir)
@@ -245,7 +305,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
     submissions = [(s, f) for s, f in collect_submissions(path) if submission_key(s, f, exercises) not in skip]
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     options = {"timeout": timeout, "total_timeout": total_timeout, "sandbox": sandbox, "limits": limits,
-               "environment": kernel_environment(threads)}
+               "environment": kernel_environment(threads), "seed": secrets.randbits(64) if seed is None else seed}
     jobs = [(student, file, exercises, options) for student, file in submissions]
     results: list[list[GradeRow]] = []
 
