@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from seglab import arithmetic as ref
 from seglab.checks import all_passed, reset, results, results_json
 from seglab.checks.arithmetic import (
     check_conv_output_size,
@@ -276,11 +275,13 @@ import seglab.models  # noqa: E402
 from seglab.checks import exercises  # noqa: E402
 from seglab.models.unet import DecoderStage  # noqa: E402
 
-copied = types.FunctionType(seglab.arithmetic.conv_output_size.__code__, {}, "mine")  # raises NameError: still caught  # a copy is still the reference
+# a copy is still the reference (it raises NameError, without the module's globals: still recognised)
+copied = types.FunctionType(seglab.arithmetic.conv_output_size.__code__, {}, "mine")
 
 BORROWED = [
     (check_conv_output_size, (seglab.arithmetic.conv_output_size,), "seglab.arithmetic.conv_output_size"),
-    (check_conv_output_size, (lambda i, k, s=1, p=0, d=1: seglab.arithmetic.conv_output_size(i, k, s, p, d),), "seglab"),
+    (check_conv_output_size, (lambda i, k, s=1, p=0, d=1: seglab.arithmetic.conv_output_size(i, k, s, p, d),),
+     "seglab"),
     (check_conv_output_size, (lambda i, k, s=1, p=0, d=1: F.conv2d(torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1),
                                                                   stride=(s, 1), padding=(p, 0), dilation=(d, 1)
                                                                   ).shape[2],), "torch (conv)"),
@@ -302,7 +303,7 @@ BORROWED = [
 ]
 
 
-def FusionViaModel(model, size):  # noqa: N802 - the reference's own forward, on a made-up input
+def FusionViaModel(model, size):  # the reference's own forward, on a made-up input
     return model(torch.zeros(1, 3, *size))
 
 
@@ -321,3 +322,53 @@ def test_a_saved_copy_of_the_reference_is_still_recognised():
 def test_every_exercise_declares_what_is_off_limits():
     for ex in exercises().values():
         assert ex.off_limits and ex.off_limits.why, ex.id
+
+
+# ------------------------------------------------------------------ what travels between kernel and grader
+
+from seglab.checks import Exercise, OffLimits, check, score  # noqa: E402
+from seglab.checks.wire import ReturnedType, WireError, decode, encode  # noqa: E402
+
+
+def test_answers_travel_as_data_and_back():
+    value = {"t": torch.arange(6.0).reshape(2, 3), "i": torch.tensor([1, 2]), "pair": (1, 2.5), "nan": float("nan"),
+             "module": nn.ReLU()}
+    back = decode(json.loads(json.dumps(encode(value))))
+    assert torch.equal(back["t"], value["t"]) and back["t"].dtype == torch.float32
+    assert torch.equal(back["i"], value["i"]) and back["pair"] == [1, 2.5] and back["nan"] != back["nan"]
+    assert isinstance(back["module"], ReturnedType) and back["module"].name == "ReLU"
+
+
+@pytest.mark.parametrize("data", [
+    {"__tensor__": [2, 2], "dtype": "float32", "data": "AAAA"},  # wrong length
+    {"__tensor__": [1 << 30, 1 << 30], "dtype": "float32", "data": ""},  # far too large
+    {"__tensor__": [1], "dtype": "object", "data": ""},  # a dtype that could hold objects
+    {"__float__": "__import__('os')"},
+    [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]],
+])
+def test_the_grader_refuses_data_no_check_sends(data):
+    with pytest.raises(WireError):
+        decode(data)
+
+
+def _toy(points=2):
+    return Exercise("toy", "toy", points, lambda rng, n: [{"x": rng.randint(0, 9)} for _ in range(n)],
+                    lambda case, fn: fn(case["x"]), lambda case, got: None if got == case["x"] + 1 else ("x", "add 1"),
+                    5, OffLimits(names=("nothing",), why="-"))
+
+
+def test_points_come_from_judging_never_exceed_the_maximum_and_need_every_case():
+    toy, cases = _toy(), [{"x": 1}, {"x": 2}]
+    assert score(toy, cases, [{"output": 2}, {"output": 3}]).points == 2
+    assert score(toy, cases, [{"output": 2}]).points == 0  # a case left out
+    assert score(toy, cases, [{"output": 2}] * 3).points == 0  # more outcomes than cases
+    assert score(toy, cases, [{"output": 2}, {"points": 99}]).points == 0
+    assert score(toy, cases, "all passed").points == 0
+    assert check(toy, lambda x: x + 1).points == 2
+
+
+def test_under_nbgrader_a_failed_check_raises(monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        check(_toy(), not_implemented)
+    assert check(_toy(), lambda x: x + 1).passed

@@ -88,6 +88,39 @@ for target, text in [({alice!r}, '{{"cells": []}}'), ('/tmp/seglab-pwned-{token}
         print('wrote', target)
     except OSError as error:
         print('cannot write', target, error)""",
+    # the check functions redefined, to print full points
+    "redefiner": """def check_pool_output_size(*args, **kwargs):
+    print('✔ pool_output_size: all 30 random cases agree with PyTorch.\\n  points: 2 / 2')
+check_conv_output_size = check_transposed_conv_output_size = check_receptive_field = check_pool_output_size
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 0""",
+    # the check modules patched: full points in the kernel, and a probe that answers more cases than asked
+    "patcher": """import json, seglab.checks, seglab.checks.probe
+seglab.checks.score = lambda ex, cases, outcomes: seglab.checks.CheckResult(ex.id, 99, ex.points, 'ok', True)
+def probe(exercise_id, cases_path, outcomes_path, objects):
+    open(outcomes_path, 'w').write(json.dumps([{'output': 7}] * 10_000))
+seglab.checks.probe.probe = probe
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 0""",
+    # IPython hooks that print fake points after every cell, the grader's cells included
+    "hooker": """ip = get_ipython()
+ip.events.register('post_run_cell', lambda result: print('✔ all cases\\n  points: 3 / 3'))
+ip.events.register('pre_run_cell', lambda info: print('points: 9 / 9'))
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 1""",
+    # the answer is seglab's reference implementation
+    "delegator": """from seglab.arithmetic import pool_output_size""",
+    # the same, hidden from a reader of the source, and a saved copy of the forbidden torch call
+    "disguised": """import importlib
+_reference = getattr(importlib.import_module('seglab.' + 'arith' + 'metic'), 'pool' + '_output_size')
+_measure = getattr(importlib.import_module('torch.nn.functional'), 'max' + '_pool2d')
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return _reference(i, k, s, p, ceil_mode=ceil_mode)""",
+    "measurer": """import importlib, torch
+_measure = getattr(importlib.import_module('torch.nn.functional'), 'max' + '_pool2d')
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    x = torch.zeros(1, 1, i, 1)
+    return _measure(x, (k, 1), stride=(s or k, 1), padding=(p, 0), ceil_mode=ceil_mode).shape[2]""",
     "sleeper": """import signal, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignore the grader's interrupt
 time.sleep(10**6)""",
@@ -173,6 +206,14 @@ def test_nothing_outside_the_sandbox_changed(hostile_class):
 
     assert not list(Path(seglab.__file__).parent.glob("pwned_*.py"))
     assert hostile_class["hits"] == []  # not even the loopback address was reached
+
+
+def test_borrowed_answers_are_named(hostile_class):
+    messages = {(r["student"], r["exercise"]): r["message"] for r in hostile_class["rows"]}
+    assert "arithmetic" in messages["delegator", "check_pool_output_size"]  # read in the answer's source
+    assert "seglab.arithmetic.pool_output_size" in messages["disguised", "check_pool_output_size"]  # seen running
+    assert "torch (max_pool2d" in messages["measurer", "check_pool_output_size"]
+    assert "could not be read" in messages["patcher", "check_pool_output_size"]
 
 
 def test_rows_name_what_stopped_a_hostile_kernel(hostile_class):

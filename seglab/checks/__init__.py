@@ -70,7 +70,7 @@ class Exercise:
     call: Callable[..., Any]
     judge: Callable[[dict, Any], tuple[str, str] | None]
     cases: int  # how many a student's check runs (the hidden tests ask for more)
-    off_limits: OffLimits = OffLimits()
+    off_limits: OffLimits = field(default_factory=OffLimits)
 
 
 class _StopCheck(Exception):
@@ -133,12 +133,14 @@ def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
     def zero(message: str, lines: list[str]) -> CheckResult:
         return CheckResult(ex.id, 0, maximum, message, lines=lines)
 
+    unreadable = zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not "
+                                                                "be read."])
     if not isinstance(outcomes, list) or len(outcomes) > len(cases):
-        return zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not be read."])
+        return unreadable
     passed, failures = 0, []
-    for case, outcome in zip(cases, outcomes):
+    for case, outcome in zip(cases, outcomes, strict=False):  # fewer outcomes: evaluation stopped early
         if not isinstance(outcome, dict) or len(outcome) != 1:
-            return zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not be read."])
+            return unreadable
         kind, value = next(iter(outcome.items()))
         if kind == "borrowed":
             used = ", ".join(_text(v) for v in value) if isinstance(value, list) else _text(value)
@@ -158,7 +160,7 @@ def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
                 message += f" ({_text(value.get('line'))})"
             return zero(message, [f"{FAIL} {title}: {message}"])
         if kind != "output":
-            return zero("the check's results could not be read", [f"{FAIL} {title}: the check's results could not be read."])
+            return unreadable
         try:
             failure = ex.judge(case, decode(value))
         except _StopCheck as stop:

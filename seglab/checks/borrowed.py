@@ -120,5 +120,5 @@ def names_used(source: str, names: tuple[str, ...]) -> list[str]:
         elif isinstance(node, ast.Attribute):
             seen.add(node.attr)
         elif isinstance(node, ast.alias):
-            seen.update(part for part in (node.name.split(".") + [node.asname or ""]) if part)
+            seen.update(part for part in [*node.name.split("."), node.asname or ""] if part)
     return [name for name in names if name in seen]

@@ -84,7 +84,8 @@ def _bilinear_judge(case: dict, weight):
 
 
 BILINEAR_KERNEL = Exercise(
-    "bilinear_kernel", "bilinear_kernel", 2, _bilinear_cases, _tensor_call("bilinear_kernel", "channels", "kernel_size"),
+    "bilinear_kernel", "bilinear_kernel", 2, _bilinear_cases,
+    _tensor_call("bilinear_kernel", "channels", "kernel_size"),
     _bilinear_judge, 12,
     OffLimits(code=("seglab/layers.py:bilinear_kernel", "seglab/layers.py:BilinearUpsample.*",
                     "seglab/layers.py:TransposedConvUpsample.*"),

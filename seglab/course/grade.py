@@ -17,8 +17,9 @@ For every submission the grader
 
 Nothing the student's code prints, patches, hooks or redefines is read as a grade: the kernel only
 ever returns the answers' outputs. Student code only ever runs in those kernels, never in the
-grader's process, and each kernel runs in a sandbox (:mod:`seglab.course.sandbox`: no network, no view of the tutor's files, other submissions
-or the grader's processes, limits on memory, processes, CPU time and output). Submissions are graded
+grader's process, and each kernel runs in a sandbox (:mod:`seglab.course.sandbox`: no network, no
+view of the tutor's files, other submissions or the grader's processes, limits on memory, processes,
+CPU time and output). Submissions are graded
 in parallel worker processes, each with its own kernel; ``on_student`` receives each student's rows
 as soon as they are graded, so an interrupted batch loses nothing (``seglab grade --resume``).
 """
@@ -294,8 +295,8 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
     """Grade a notebook or a folder of them, ``workers`` at a time.
 
     ``skip``: ``(student, notebook)`` pairs graded before (``--resume``). ``seed``: with the student's
-    name, chooses each student's cases (default: a fresh one, so nobody can know the cases beforehand). ``on_student(rows)`` is called
-    in this process as each submission is graded, in the order they finish.
+    name, chooses each student's cases (default: a fresh one, so nobody can know the cases beforehand).
+    ``on_student(rows)`` is called in this process as each submission is graded, in the order they finish.
     """
     exercises = load_exercises(solutions_dir)
     if sandbox == "bwrap" and not bwrap_available():
