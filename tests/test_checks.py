@@ -372,3 +372,20 @@ def test_under_nbgrader_a_failed_check_raises(monkeypatch, capsys):
     with pytest.raises(AssertionError, match="not implemented yet"):
         check(_toy(), not_implemented)
     assert check(_toy(), lambda x: x + 1).passed
+
+
+class AlwaysEqual(int):
+    """An answer that claims to equal anything: only its data travels, so it cannot fool a judge."""
+
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = int.__hash__
+
+
+def test_an_answer_that_equals_everything_earns_nothing():
+    assert check_conv_output_size(lambda *args: AlwaysEqual(0), seed=1).points == 0
+    assert check_unet_sizes(lambda *args: AlwaysEqual(0), lambda *args: AlwaysEqual(0), seed=1).points == 0

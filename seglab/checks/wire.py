@@ -46,9 +46,12 @@ def encode(value, depth: int = 0):
     """``value`` as JSON-able data (tuples become lists)."""
     if depth > MAX_DEPTH:
         return {"__type__": "nested too deeply"}
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, (bool, int, str)):  # a subclass travels as its plain value (no custom __eq__)
+        return bool(value) if isinstance(value, bool) else int(value) if isinstance(value, int) else str(value)
     if isinstance(value, float):
+        value = float(value)
         return value if math.isfinite(value) else {"__float__": repr(value)}
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu()
