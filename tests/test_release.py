@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from seglab.checks import arithmetic, fcn, unet, upsampling
+from seglab.checks import exercises
 from seglab.course.kit import SolutionSecrets, find_leaks
 from seglab.course.release import (
     SETUP_TAG,
@@ -18,7 +18,7 @@ from seglab.course.release import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
-CHECK_POINTS = {**arithmetic.POINTS, **upsampling.POINTS, **fcn.POINTS, **unet.POINTS}
+CHECK_POINTS = {exercise_id: exercise.points for exercise_id, exercise in exercises().items()}
 
 
 def test_there_are_solution_notebooks():
