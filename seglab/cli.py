@@ -164,13 +164,45 @@ def _bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: write e.g. 6G or 512M") from None
 
 
+def _merge_manual_sheet(rows, sheet, solutions) -> int | list:
+    """Merge the hand-graded points of ``sheet`` into ``rows``; print the problems and return 2 if any."""
+    from seglab.course.grade import load_exercises
+    from seglab.course.manual import ManualSheetError, merge_manual, read_sheet
+
+    try:
+        entries = read_sheet(sheet, rows, load_exercises(solutions))
+    except ManualSheetError as error:
+        print(f"seglab grade: error: {error}", file=sys.stderr)
+        return 2
+    if entries:
+        print(f"merged {len(entries)} hand-graded answers from {sheet}")
+    return merge_manual(rows, entries)
+
+
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from seglab.course.grade import append_csv, grade, read_csv, summary, write_csv
+    from seglab.course.grade import append_csv, grade, load_exercises, read_csv, summary, write_csv
+    from seglab.course.manual import collect_answers, sheet_path, write_sheet
     from seglab.course.sandbox import Limits, SandboxUnavailable
 
     out = Path(args.out)
+    sheet = Path(args.manual) if args.manual else sheet_path(out)
+    if args.submissions is None:  # merge a filled sheet into the grades, grade nothing
+        if not args.manual:
+            print("seglab grade: error: give the submissions to grade, or --manual SHEET to merge hand grading",
+                  file=sys.stderr)
+            return 2
+        if not out.is_file():
+            print(f"seglab grade: error: no grades at {out} to merge {sheet} into: pass --out", file=sys.stderr)
+            return 2
+        rows = _merge_manual_sheet(read_csv(out), sheet, args.solutions)
+        if isinstance(rows, int):
+            return rows
+        write_csv(rows, out)
+        print(summary(rows))
+        print(f"\n{len(rows)} rows written to {out}")
+        return 0
     previous = read_csv(out) if args.resume and out.exists() else []
     if previous:
         print(f"resuming: {len({(r.student, r.notebook) for r in previous})} submissions in {out} are not graded again")
@@ -192,9 +224,33 @@ def _grade(args: argparse.Namespace) -> int:
         print(f"seglab grade: error: {error}", file=sys.stderr)
         return 2
     rows = sorted(previous + rows, key=lambda r: (r.student, r.notebook))
+    write_sheet(collect_answers(args.submissions, load_exercises(args.solutions)), sheet)
+    merged = _merge_manual_sheet(rows, sheet, args.solutions)
+    rows = rows if isinstance(merged, int) else merged  # a sheet with mistakes: say so, keep the automatic grades
     write_csv(rows, out)
     print(summary(rows))
-    print(f"\n{len(rows)} rows written to {out}")
+    print(f"\n{len(rows)} rows written to {out}; answers to grade by hand in {sheet} (then: seglab grade --manual "
+          f"{sheet} --out {out})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from seglab.course.export import ExportError, moodle_table, read_roster, wide_table, write_table
+    from seglab.course.grade import read_csv
+
+    try:
+        rows = read_csv(args.grades)
+        if args.format == "moodle":
+            roster = read_roster(args.roster) if args.roster else None
+            table = moodle_table(rows, id_column=args.id_column, roster=roster)
+        else:
+            table = wide_table(rows)
+    except (ExportError, ValueError, FileNotFoundError) as error:
+        print(f"seglab export: error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or f"{args.grades.removesuffix('.csv')}-{args.format}.csv"
+    write_table(table, out)
+    print(f"{len(table) - 1} students written to {out} ({args.format})")
     return 0
 
 
@@ -256,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
 
     grade = sub.add_parser("grade", help="grade a submitted notebook or a folder of them into a CSV table")
-    grade.add_argument("submissions", help="a notebook, a folder of <student>.ipynb, or nbgrader's submitted/")
+    grade.add_argument("submissions", nargs="?",
+                       help="a notebook, a folder of <student>.ipynb, or nbgrader's submitted/ (leave out with "
+                            "--manual to merge hand grading only)")
     grade.add_argument("--out", default="grades.csv")
     grade.add_argument("--timeout", type=float, default=60, help="seconds per cell (default 60)")
     grade.add_argument("--total-timeout", type=float, default=900, help="seconds per notebook (default 900)")
@@ -269,7 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the students already in --out and grade only the others")
     grade.add_argument("--seed", type=int, default=None,
                        help="with each student's name, chooses the cases (default: fresh ones every batch)")
+    grade.add_argument("--manual", metavar="SHEET",
+                       help="a filled hand-grading sheet to merge (default: OUT-manual.csv, written by every run)")
     grade.set_defaults(func=_grade)
+
+    export = sub.add_parser("export", help="(tutors) grades for a learning platform: Moodle, or one row per student",
+                            description="Write the grades CSV of `seglab grade` as Moodle's grade import reads it "
+                                        "(--format moodle) or one row per student (--format wide).")
+    export.add_argument("grades", help="the CSV that `seglab grade` wrote")
+    export.add_argument("--format", choices=["moodle", "wide"], default="moodle")
+    export.add_argument("--out", help="default: GRADES-FORMAT.csv")
+    export.add_argument("--id-column", default="Username",
+                        help="(moodle) the user column's header; map it to username, ID number or email at import")
+    export.add_argument("--roster", help="(moodle) CSV with columns student, moodle: seglab's names to Moodle's")
+    export.set_defaults(func=_export)
     return parser
 
 

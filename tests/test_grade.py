@@ -162,6 +162,9 @@ def test_cli_grade_writes_csv(tmp_path, capsys):
     assert {r["student"] for r in rows} == {"zoe"} and all(r["points"] in ("0", "0.0", "") for r in rows)
     assert "zoe" in capsys.readouterr().out
     json.dumps(rows)
+    with open(tmp_path / "grades-manual.csv", newline="") as file:  # the answers to grade by hand
+        sheet = list(csv.DictReader(file))
+    assert [(r["student"], r["question"], r["points"]) for r in sheet] == [("zoe", "answer_output_resolution", "")]
 
 
 def test_missing_bubblewrap_is_a_clear_error(tmp_path, capsys, monkeypatch):

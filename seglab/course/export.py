@@ -1,0 +1,105 @@
+"""Grades for a learning platform: ``seglab export GRADES.csv --format moodle|wide``.
+
+* ``wide``: one row per student, one column per exercise (``NN:grade_id``), one total per notebook and a
+  ``total``; a question not yet graded by hand is empty.
+* ``moodle``: what Moodle's *Import grades → CSV file* reads: a user column (mapped to Moodle's
+  *username*, *ID number* or *email address* at import; ``--id-column`` names it), one grade column per
+  notebook and its feedback column, and a total. Moodle reads an empty cell or ``-`` as "no grade" and
+  a number with a ``.`` as the grade. seglab knows students by their submission's name (the file
+  ``alice.ipynb`` or the folder ``submitted/alice/``); collect submissions under the Moodle username, or
+  pass ``--roster`` (a CSV with columns ``student`` and ``moodle``) to translate.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+__all__ = ["FORMATS", "ExportError", "moodle_table", "read_roster", "wide_table", "write_table"]
+
+FORMATS = ("moodle", "wide")
+
+
+class ExportError(ValueError):
+    """Grades that cannot be exported as asked (a student missing from the roster, ...)."""
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _short(notebook: str) -> str:
+    return notebook.removesuffix(".ipynb")
+
+
+def _by_student(rows):
+    students: dict[str, list] = {}
+    for row in rows:
+        students.setdefault(row.student, []).append(row)
+    return dict(sorted(students.items()))
+
+
+def wide_table(rows) -> list[list[str]]:
+    """Header and one row per student; exercises in the order they come in the notebooks."""
+    exercises = list(dict.fromkeys((row.notebook, row.exercise) for row in sorted(rows, key=lambda r: r.notebook)))
+    notebooks = list(dict.fromkeys(notebook for notebook, _ in exercises))
+    header = ["student"] + [f"{notebook[:2]}:{exercise}" for notebook, exercise in exercises]
+    header += [f"{_short(notebook)} total" for notebook in notebooks] + ["total"]
+    table = [header]
+    for student, own in _by_student(rows).items():
+        points = {(r.notebook, r.exercise): r.points for r in own}
+        line = [student] + ["" if points.get(key, "") == "" else _number(float(points[key])) for key in exercises]
+        totals = [sum(float(r.points) for r in own if r.notebook == notebook and r.points != "") for notebook in
+                  notebooks]
+        table.append(line + [_number(total) for total in totals] + [_number(sum(totals))])
+    return table
+
+
+def read_roster(path: str | Path) -> dict[str, str]:
+    """``{student: Moodle identifier}`` from a CSV with columns ``student`` and ``moodle``."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    if rows and not {"student", "moodle"} <= set(rows[0]):
+        raise ExportError(f"{path}: a roster needs the columns student and moodle, found {', '.join(rows[0])}")
+    return {row["student"].strip(): row["moodle"].strip() for row in rows}
+
+
+def moodle_table(rows, *, id_column: str = "Username", roster: dict[str, str] | None = None) -> list[list[str]]:
+    """Header and one row per student for Moodle's CSV grade import (see the module's docstring)."""
+    notebooks = sorted({row.notebook for row in rows})
+    header = [id_column]
+    for notebook in notebooks:
+        header += [_short(notebook), f"{_short(notebook)} feedback"]
+    table = [[*header, "Total"]]
+    missing = []
+    for student, own in _by_student(rows).items():
+        if roster is not None and student not in roster:
+            missing.append(student)
+            continue
+        line, total = [roster[student] if roster is not None else student], 0.0
+        for notebook in notebooks:
+            mine = [r for r in own if r.notebook == notebook]
+            if not mine:
+                line += ["-", "no submission"]
+                continue
+            points = sum(float(r.points) for r in mine if r.points != "")
+            ungraded = [r.exercise for r in mine if r.points == ""]
+            maximum = sum(float(r.max) for r in mine)
+            feedback = f"{_number(points)} of {_number(maximum)} points"
+            if ungraded:
+                feedback += f"; not yet graded by hand: {', '.join(ungraded)}"
+            line += [_number(points), feedback]
+            total += points
+        table.append([*line, _number(total)])
+    if missing:
+        raise ExportError(f"not in the roster: {', '.join(missing)}; add them (columns student, moodle) and export "
+                          "again")
+    return table
+
+
+def write_table(table: list[list[str]], path: str | Path) -> Path:
+    """Write a table as UTF-8 CSV with a comma separator (what Moodle's import expects by default)."""
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows(table)
+    return path
