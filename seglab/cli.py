@@ -179,6 +179,40 @@ def _merge_manual_sheet(rows, sheet, solutions) -> int | list:
     return merge_manual(rows, entries)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shard: write I/N, e.g. 3/8") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"shard {text}: I must be between 1 and N")
+    return index, count
+
+
+def _grade_merge(argv: list[str]) -> int:
+    from seglab.course.grade import merge_csvs, summary, write_csv
+    from seglab.course.manual import read_entries, sheet_path, write_sheet
+
+    parser = argparse.ArgumentParser(prog="seglab grade merge",
+                                     description="Join the CSVs of graded shards (seglab grade --shard I/N).")
+    parser.add_argument("csvs", nargs="+", help="the shards' grades CSVs")
+    parser.add_argument("--out", default="grades.csv")
+    args = parser.parse_args(argv)
+    try:
+        rows = merge_csvs(args.csvs)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"seglab grade merge: error: {error}", file=sys.stderr)
+        return 2
+    write_csv(rows, args.out)
+    sheets = [sheet_path(path) for path in args.csvs if sheet_path(path).is_file()]
+    if sheets:  # the shards' answers to grade by hand, in one sheet beside the joined grades
+        write_sheet([entry for sheet in sheets for entry in read_entries(sheet)], sheet_path(args.out))
+    print(summary(rows))
+    print(f"\n{len(rows)} rows from {len(args.csvs)} shards written to {args.out}"
+          + (f"; answers to grade by hand in {sheet_path(args.out)}" if sheets else ""))
+    return 0
+
+
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -218,7 +252,8 @@ def _grade(args: argparse.Namespace) -> int:
     try:
         rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
                      total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
-                     skip={(r.student, r.notebook) for r in previous}, seed=args.seed,
+                     skip={(r.student, r.notebook) for r in previous}, seed=args.seed, quick=not args.full,
+                     shard=args.shard, progress=not args.no_progress,
                      on_student=lambda student_rows: append_csv(student_rows, out))
     except SandboxUnavailable as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)
@@ -311,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
     check.set_defaults(func=_check)
 
-    grade = sub.add_parser("grade", help="grade a submitted notebook or a folder of them into a CSV table")
+    grade = sub.add_parser("grade", help="grade a submitted notebook or a folder of them into a CSV table",
+                           epilog="seglab grade merge A.csv B.csv ... --out grades.csv joins the CSVs of shards "
+                                  "graded with --shard I/N.")
     grade.add_argument("submissions", nargs="?",
                        help="a notebook, a folder of <student>.ipynb, or nbgrader's submitted/ (leave out with "
                             "--manual to merge hand grading only)")
@@ -327,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the students already in --out and grade only the others")
     grade.add_argument("--seed", type=int, default=None,
                        help="with each student's name, chooses the cases (default: fresh ones every batch)")
+    grade.add_argument("--full", action="store_true",
+                       help="run training cells at full size (default: the tests' small budget, SEGLAB_QUICK=1; "
+                            "no check depends on training)")
+    grade.add_argument("--shard", type=_shard, metavar="I/N",
+                       help="grade only share I of N of the students (a job array); join with seglab grade merge")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--manual", metavar="SHEET",
                        help="a filled hand-grading sheet to merge (default: OUT-manual.csv, written by every run)")
     grade.set_defaults(func=_grade)
@@ -345,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["grade", "merge"]:  # a sub-command of grade, whose first argument is otherwise a path
+        return _grade_merge(argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import json
 import multiprocessing
 import os
@@ -50,8 +51,8 @@ from seglab.course.execute import execute_notebook
 from seglab.course.release import grade_ids
 from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, bwrap_available
 
-__all__ = ["Exercise", "GradeRow", "append_csv", "collect_submissions", "grade", "grade_submission",
-           "load_exercises", "read_csv", "summary", "write_csv"]
+__all__ = ["Exercise", "GradeRow", "append_csv", "collect_submissions", "grade", "grade_submission", "in_shard",
+           "load_exercises", "merge_csvs", "read_csv", "summary", "write_csv"]
 
 OUTCOMES_BYTES = 256 * 2**20  # the most a kernel's answers may take on disk
 FIELDS = ("student", "notebook", "exercise", "points", "max", "message")
@@ -266,12 +267,21 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
     return list(rows.values())
 
 
-def kernel_environment(threads: int) -> dict[str, str]:
-    """What a submission's kernel gets of the grader's environment: thread counts and the quick switch."""
+def kernel_environment(threads: int, *, quick: bool = True) -> dict[str, str]:
+    """What a submission's kernel gets: thread counts, and ``SEGLAB_QUICK=1`` (training cells run with a
+    small budget, as in the tests; no check depends on a training result) unless ``quick`` is False."""
     environment = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}  # no oversubscription
-    if "SEGLAB_QUICK" in os.environ:
-        environment["SEGLAB_QUICK"] = os.environ["SEGLAB_QUICK"]
+    environment["SEGLAB_QUICK"] = "1" if quick else "0"
     return environment
+
+
+def in_shard(student: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``student`` belongs to shard ``(i, n)`` (1-based): decided by a hash of the name alone, so
+    every machine of a job array agrees, and all of one student's notebooks land on the same shard."""
+    if shard is None:
+        return True
+    index, count = shard
+    return int(hashlib.sha256(student.encode("utf-8")).hexdigest(), 16) % count == index - 1
 
 
 def _grade_job(job: tuple) -> list[GradeRow]:
@@ -290,28 +300,39 @@ def submission_key(student: str, file: Path, exercises: dict[str, list[Exercise]
 
 def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout: float = 60,
           total_timeout: float = 900, workers: int = 1, sandbox: str = "bwrap", limits: Limits | None = None,
-          skip: set[tuple[str, str]] = frozenset(), seed: int | None = None,
+          skip: set[tuple[str, str]] = frozenset(), seed: int | None = None, quick: bool = True,
+          shard: tuple[int, int] | None = None, progress: bool = False,
           on_student: Callable[[list[GradeRow]], None] | None = None) -> list[GradeRow]:
     """Grade a notebook or a folder of them, ``workers`` at a time.
 
     ``skip``: ``(student, notebook)`` pairs graded before (``--resume``). ``seed``: with the student's
     name, chooses each student's cases (default: a fresh one, so nobody can know the cases beforehand).
     ``on_student(rows)`` is called in this process as each submission is graded, in the order they finish.
+    ``quick``: training cells run with the tests' small budget (``SEGLAB_QUICK=1``). ``shard=(i, n)``:
+    grade only the students of share ``i`` of ``n`` (:func:`in_shard`). ``progress``: a progress bar with
+    the time left, on standard error.
     """
     exercises = load_exercises(solutions_dir)
     if sandbox == "bwrap" and not bwrap_available():
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: on Debian or Ubuntu run `sudo apt-get install "
                                  "bubblewrap`, or grade with --sandbox none (no isolation: a submission can then "
                                  "read your files and stop the grader)")
-    submissions = [(s, f) for s, f in collect_submissions(path) if submission_key(s, f, exercises) not in skip]
+    submissions = [(s, f) for s, f in collect_submissions(path)
+                   if in_shard(s, shard) and submission_key(s, f, exercises) not in skip]
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     options = {"timeout": timeout, "total_timeout": total_timeout, "sandbox": sandbox, "limits": limits,
-               "environment": kernel_environment(threads), "seed": secrets.randbits(64) if seed is None else seed}
+               "environment": kernel_environment(threads, quick=quick),
+               "seed": secrets.randbits(64) if seed is None else seed}
     jobs = [(student, file, exercises, options) for student, file in submissions]
     results: list[list[GradeRow]] = []
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="grading", unit="submission", disable=not progress, dynamic_ncols=True)
+
     def done(rows: list[GradeRow]) -> None:
         results.append(rows)
+        bar.update(1)
         if on_student is not None:
             on_student(rows)
 
@@ -323,6 +344,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for future in as_completed([pool.submit(_grade_job, job) for job in jobs]):
                 done(future.result())
+    bar.close()
     return sorted((row for rows in results for row in rows), key=lambda r: (r.student, r.notebook))
 
 
@@ -358,6 +380,20 @@ def read_csv(path: str | Path) -> list[GradeRow]:
         raise ValueError(f"{path} is not a seglab grades CSV (columns {', '.join(rows[0])}): choose another --out")
     return [GradeRow(r["student"], r["notebook"], r["exercise"], "" if r["points"] == "" else float(r["points"]),
                      float(r["max"]), r["message"]) for r in rows]
+
+
+def merge_csvs(paths: list[str | Path]) -> list[GradeRow]:
+    """The rows of several shards' CSVs together; a submission graded in two of them is an error."""
+    rows, owner = [], {}
+    for path in paths:
+        own = read_csv(path)
+        for student, notebook in sorted({(row.student, row.notebook) for row in own}):
+            if (student, notebook) in owner:
+                raise ValueError(f"{student}'s {notebook} is in both {owner[student, notebook]} and {path}: were the "
+                                 "shards graded with different --shard counts, or one given twice?")
+            owner[student, notebook] = str(path)
+        rows += own
+    return sorted(rows, key=lambda r: (r.student, r.notebook))
 
 
 def summary(rows: list[GradeRow]) -> str:

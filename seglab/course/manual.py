@@ -18,8 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["ManualEntry", "ManualSheetError", "collect_answers", "merge_manual", "read_sheet", "sheet_path",
-           "write_sheet"]
+__all__ = ["ManualEntry", "ManualSheetError", "collect_answers", "merge_manual", "read_entries", "read_sheet",
+           "sheet_path", "write_sheet"]
 
 FIELDS = ("student", "notebook", "question", "max", "points", "comment", "answer")
 CHANGED = "[answer changed since it was graded] "
@@ -107,6 +107,12 @@ def write_sheet(entries: list[ManualEntry], path: str | Path) -> Path:
         writer.writerows(asdict(entry) for entry in sorted(merged.values(), key=lambda e: e.key))
     os.replace(file.name, path)
     return path
+
+
+def read_entries(path: str | Path) -> list[ManualEntry]:
+    """Every row of a sheet as it stands (filled or not), e.g. to join the sheets of shards."""
+    return [ManualEntry(r["student"], r["notebook"], r["question"], float(r["max"]), r["points"], r["comment"],
+                        r["answer"]) for r in _read(Path(path))]
 
 
 def read_sheet(path: str | Path, rows, exercises) -> list[ManualEntry]:
