@@ -269,6 +269,20 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _similarity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seglab.course.similarity import report_html, similar_pairs
+
+    pairs = similar_pairs(args.submissions, notebooks_dir=args.notebooks, threshold=args.threshold)
+    Path(args.out).write_text(report_html(pairs, args.threshold), encoding="utf-8")
+    for pair in pairs:
+        exercises = ", ".join(e for e, share in pair.exercises if share >= args.threshold)
+        print(f"{pair.score:4.0%}  {pair.a}  {pair.b}  ({exercises})")
+    print(f"{len(pairs)} pairs at or above {args.threshold:.0%}; side by side in {args.out}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from seglab.course.export import ExportError, moodle_table, read_roster, wide_table, write_table
     from seglab.course.grade import read_csv
@@ -373,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--manual", metavar="SHEET",
                        help="a filled hand-grading sheet to merge (default: OUT-manual.csv, written by every run)")
     grade.set_defaults(func=_grade)
+
+    similarity = sub.add_parser("similarity", help="(tutors) pairs of students with very similar answers",
+                                description="Compare the students' answer cells (names, comments and formatting "
+                                            "ignored; the released stubs and seglab's own code excluded) and list "
+                                            "the pairs above a threshold, with the matching cells side by side.")
+    similarity.add_argument("submissions", help="a folder of <student>.ipynb, or nbgrader's submitted/")
+    similarity.add_argument("--threshold", type=float, default=0.8, help="share of code in common (default 0.8)")
+    similarity.add_argument("--notebooks", default="notebooks", help="the released notebooks (their stubs never count)")
+    similarity.add_argument("--out", default="similarity.html", help="the report (default similarity.html)")
+    similarity.set_defaults(func=_similarity)
 
     export = sub.add_parser("export", help="(tutors) grades for a learning platform: Moodle, or one row per student",
                             description="Write the grades CSV of `seglab grade` as Moodle's grade import reads it "

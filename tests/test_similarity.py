@@ -1,0 +1,115 @@
+"""`seglab similarity`: a planted copy with renamed variables, new comments and other formatting is
+found; independent correct answers to the same exercises are not; the stub never counts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from seglab.cli import main
+from seglab.course.similarity import normalise, similar_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "02_upsampling.ipynb"
+RENAMED = {"stretched": "upsampled", "border": "q", "triangle": "tent", "centre": "middle", "taps": "positions",
+           "factor": "f", "matrix": "mat", "row": "r", "col": "c_", "batch": "nb", "height": "hh", "width": "ww"}
+
+INDEPENDENT = {
+    "bilinear_kernel": '''def bilinear_kernel(channels, kernel_size):
+    """Weight (channels, channels, k, k) of a transposed convolution doing bilinear upsampling."""
+    f = (kernel_size + 1) // 2
+    c = f - 1 if kernel_size % 2 == 1 else f - 0.5
+    w = torch.zeros(channels, channels, kernel_size, kernel_size)
+    for i in range(kernel_size):
+        for j in range(kernel_size):
+            value = (1 - abs(i - c) / f) * (1 - abs(j - c) / f)
+            for ch in range(channels):
+                w[ch, ch, i, j] = value
+    return w''',
+    "transposed_conv_by_zero_insertion": '''def transposed_conv_by_zero_insertion(x, weight, stride, padding, output_padding):
+    b, cin, h, w = x.shape
+    k = weight.shape[2]
+    up = torch.zeros(b, cin, stride * (h - 1) + 1, stride * (w - 1) + 1)
+    for i in range(h):
+        for j in range(w):
+            up[:, :, i * stride, j * stride] = x[:, :, i, j]
+    q = k - 1 - padding
+    up = torch.nn.functional.pad(up, [q, q + output_padding, q, q + output_padding])
+    kernel = torch.flip(weight, dims=[2, 3]).permute(1, 0, 2, 3)
+    return torch.nn.functional.conv2d(up, kernel)''',
+    "convolution_matrix": '''def convolution_matrix(kernel, n, stride):
+    columns = []
+    for index in range(n * n):
+        impulse = torch.zeros(n * n)
+        impulse[index] = 1
+        response = F.conv2d(impulse.reshape(1, 1, n, n), kernel[None, None], stride=stride)
+        columns.append(response.flatten())
+    return torch.stack(columns, dim=1)''',
+    "transposed_conv_by_autograd": '''def transposed_conv_by_autograd(y, weight, stride, padding, input_size):
+    x = torch.zeros(1, weight.shape[1], input_size, input_size, requires_grad=True)
+    out = torch.nn.functional.conv2d(x, weight, stride=stride, padding=padding)
+    (grad,) = torch.autograd.grad((out * y).sum(), x)
+    return grad''',
+}
+
+
+def _answer_cells(notebook):
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in notebook.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def _disguise(code: str) -> str:
+    """Rename the local names, drop the docstrings' wording, add comments and blank lines."""
+    for old, new in RENAMED.items():
+        code = re.sub(rf"\b{old}\b", new, code)
+    code = code.replace("### BEGIN SOLUTION", "# my own work").replace("### END SOLUTION", "")
+    return "\n\n".join(line + ("  # step" if "=" in line else "") for line in code.splitlines())
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    solution = _answer_cells(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4))
+    for student in ("alice", "bob", "carol", "dave"):
+        notebook = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
+        for grade_id, cell in _answer_cells(notebook).items():
+            if student == "alice":
+                cell.source = solution[grade_id].source
+            elif student == "bob":  # alice's answers, disguised
+                cell.source = _disguise(solution[grade_id].source)
+            elif student == "carol":  # written independently
+                cell.source = INDEPENDENT[grade_id]
+            # dave hands in the stubs unchanged
+        nbformat.write(notebook, folder / f"{student}.ipynb")
+    return folder, similar_pairs(folder, notebooks_dir=ROOT / "notebooks")
+
+
+def test_normalising_ignores_names_comments_and_formatting():
+    assert normalise("def f(a, b):\n    '''Doc.'''\n    total = a + b  # sum\n    return total") == \
+        normalise("def g(x,y):\n\n    s = x+y\n    return s")
+    assert normalise("y = torch.zeros(3)") != normalise("y = torch.ones(3)")  # what is called still counts
+
+
+def test_a_disguised_copy_is_found(pairs):
+    _, found = pairs
+    assert [(p.a, p.b) for p in found] == [("alice", "bob")]
+    assert found[0].score > 0.9 and found[0].cells
+
+
+def test_independent_answers_and_stubs_are_not_reported(pairs):
+    folder, _ = pairs
+    everything = {(p.a, p.b): p.score for p in similar_pairs(folder, notebooks_dir=ROOT / "notebooks", threshold=0)}
+    assert everything.get(("alice", "carol"), 0) < 0.5 and everything.get(("bob", "carol"), 0) < 0.5
+    assert not any("dave" in pair for pair in everything)  # the stub alone shares nothing
+
+
+def test_cli_writes_a_side_by_side_report(pairs, tmp_path, capsys):
+    folder, _ = pairs
+    out = tmp_path / "similarity.html"
+    assert main(["similarity", str(folder), "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    assert "alice  bob" in capsys.readouterr().out
+    page = out.read_text()
+    assert "alice and bob" in page and "upsampled" in page and "carol" not in page
