@@ -6,7 +6,12 @@ loop, and not a notebook (invalid JSON). The script grades the first n of them f
 grades the largest set one by one (``--workers 1``) and checks that every grade is identical. Last, it
 grades the largest set without the sandbox (``sandbox="none"``) to show what the isolation costs.
 
+With ``--course`` it grades one student's whole course instead: every graded notebook (01–05) with all
+its exercises solved, one at a time, as ``seglab grade`` does by default (training cells in quick mode),
+and prints the seconds per notebook and per student.
+
     python benchmarks/grading.py [--count 100] [--workers 2] [--timeout 10] [--sandbox bwrap]
+    python benchmarks/grading.py --course [--full]
 """
 
 from __future__ import annotations
@@ -54,13 +59,58 @@ def make_submissions(folder: Path, count: int) -> None:
         nbformat.write(notebook, path)
 
 
+def solved(name: str) -> nbformat.NotebookNode:
+    """The student version of notebook ``name`` with every answer cell filled in from the solution."""
+    solution = nbformat.read(ROOT / "solutions" / name, as_version=4)
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers and cell.cell_type == "code":
+            cell.source = answers[grade_id]
+    return notebook
+
+
+def course(args) -> int:
+    """Seconds to grade one student's whole course, notebook by notebook."""
+    from seglab.course.grade import load_exercises
+
+    graded = [name for name, found in load_exercises(ROOT / "solutions").items() if found]
+    print(f"machine: {machine()}\none student, {len(graded)} graded notebooks, sandbox {args.sandbox}, "
+          f"training cells {'at full size' if args.full else 'in quick mode'}\n")
+    rows, total, ok = [], 0.0, True
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in graded:
+            folder = Path(tmp) / name[:2]
+            folder.mkdir()
+            nbformat.write(solved(name), folder / "student.ipynb")
+            start = time.perf_counter()
+            result = grade(folder, solutions_dir=ROOT / "solutions", timeout=args.timeout * 30, total_timeout=3600,
+                           sandbox=args.sandbox, seed=1, quick=not args.full)
+            seconds = time.perf_counter() - start
+            points = sum(float(r.points) for r in result if r.points != "")
+            most = sum(float(r.max) for r in result if r.points != "")
+            ok &= points == most
+            total += seconds
+            rows.append([name, round(seconds, 1), f"{points:g} / {most:g}"])
+    rows.append(["whole course (one student)", round(total, 1), ""])
+    print(table(["notebook", "seconds", "automatic points"], rows))
+    print(f"{'PASS' if ok else 'FAIL'}  every solved exercise gets its points")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=10, help="seconds per cell")
     parser.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap" if bwrap_available() else "none")
+    parser.add_argument("--course", action="store_true", help="grade one student's whole course instead")
+    parser.add_argument("--full", action="store_true", help="(--course) training cells at full size")
     args = parser.parse_args()
+    if args.course:
+        return course(args)
     sizes = sorted({max(1, args.count // 4), max(1, args.count // 2), args.count})
     print(f"machine: {machine()}\n{args.count} submissions ({', '.join(KINDS)}), {args.workers} workers, "
           f"sandbox {args.sandbox}\n")

@@ -189,6 +189,15 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def _write_feedback(folder, rows, sheet) -> None:
+    from seglab.course.feedback import write_pages
+    from seglab.course.manual import read_entries
+
+    entries = read_entries(sheet) if sheet.is_file() else []
+    pages = write_pages(folder, rows, entries)
+    print(f"{len(pages)} feedback pages in {folder}/")
+
+
 def _grade_merge(argv: list[str]) -> int:
     from seglab.course.grade import merge_csvs, summary, write_csv
     from seglab.course.manual import read_entries, sheet_path, write_sheet
@@ -234,6 +243,8 @@ def _grade(args: argparse.Namespace) -> int:
         if isinstance(rows, int):
             return rows
         write_csv(rows, out)
+        if args.feedback:
+            _write_feedback(args.feedback, rows, sheet)
         print(summary(rows))
         print(f"\n{len(rows)} rows written to {out}")
         return 0
@@ -253,7 +264,7 @@ def _grade(args: argparse.Namespace) -> int:
         rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
                      total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
                      skip={(r.student, r.notebook) for r in previous}, seed=args.seed, quick=not args.full,
-                     shard=args.shard, progress=not args.no_progress,
+                     shard=args.shard, progress=not args.no_progress, feedback_dir=args.feedback,
                      on_student=lambda student_rows: append_csv(student_rows, out))
     except SandboxUnavailable as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)
@@ -263,6 +274,8 @@ def _grade(args: argparse.Namespace) -> int:
     merged = _merge_manual_sheet(rows, sheet, args.solutions)
     rows = rows if isinstance(merged, int) else merged  # a sheet with mistakes: say so, keep the automatic grades
     write_csv(rows, out)
+    if args.feedback:
+        _write_feedback(args.feedback, rows, sheet)
     print(summary(rows))
     print(f"\n{len(rows)} rows written to {out}; answers to grade by hand in {sheet} (then: seglab grade --manual "
           f"{sheet} --out {out})")
@@ -384,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--shard", type=_shard, metavar="I/N",
                        help="grade only share I of N of the students (a job array); join with seglab grade merge")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--feedback", metavar="DIR",
+                       help="write a feedback page per student and notebook to DIR/<student>/ (with --manual: "
+                            "rewrite them with the tutor's points and comments)")
     grade.add_argument("--manual", metavar="SHEET",
                        help="a filled hand-grading sheet to merge (default: OUT-manual.csv, written by every run)")
     grade.set_defaults(func=_grade)

@@ -389,3 +389,29 @@ class AlwaysEqual(int):
 def test_an_answer_that_equals_everything_earns_nothing():
     assert check_conv_output_size(lambda *args: AlwaysEqual(0), seed=1).points == 0
     assert check_unet_sizes(lambda *args: AlwaysEqual(0), lambda *args: AlwaysEqual(0), seed=1).points == 0
+
+
+# ------------------------------------------------------------------ partial credit
+
+def test_points_split_over_parts_that_held(capsys):
+    wrong_values = check_skip_merge(lambda d, e: torch.zeros_like(skip(d, e)), seed=5)
+    assert wrong_values.points == 1 and wrong_values.parts == [("output shape", 1, 1), ("values", 0, 1)]
+    assert "✔ output shape: 1 / 1" in capsys.readouterr().out and "Parts: output shape 1/1; values 0/1" in \
+        wrong_values.message
+    assert check_skip_merge(lambda d, e: d, seed=5).points == 0  # a wrong shape: the values cannot hold either
+    # the two size functions are separate parts: one right earns its point
+    assert check_unet_sizes(unet_output_size, lambda size, depth: 0, seed=1).points == 1
+    assert check_unet_sizes(lambda size, depth: 0, unet_input_size, seed=1).points == 1
+    assert check_conv_output_size(lambda i, k, s=1, p=0, d=1: (i + 2 * p - k) // s + 1, seed=1).points == 0  # no parts
+
+
+def test_a_failure_keeps_the_case_for_feedback():
+    result = check_transposed_conv_by_zero_insertion(lambda *a: zero_insertion(*a, flip=False), seed=2)
+    assert result.points == 1 and result.failure["hint"].startswith("flip")
+    assert torch.is_tensor(result.failure["expected"]) and torch.is_tensor(result.failure["received"])
+    assert set(result.failure["inputs"]) == {"x", "weight", "stride", "padding", "output_padding"}
+
+
+def test_under_nbgrader_partial_credit_is_a_number(monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert check_skip_merge(lambda d, e: torch.zeros_like(skip(d, e)), seed=5) == 1

@@ -29,7 +29,8 @@ INDEPENDENT = {
             for ch in range(channels):
                 w[ch, ch, i, j] = value
     return w''',
-    "transposed_conv_by_zero_insertion": '''def transposed_conv_by_zero_insertion(x, weight, stride, padding, output_padding):
+    "transposed_conv_by_zero_insertion": '''def transposed_conv_by_zero_insertion(x, weight, stride, padding,
+                                      output_padding):
     b, cin, h, w = x.shape
     k = weight.shape[2]
     up = torch.zeros(b, cin, stride * (h - 1) + 1, stride * (w - 1) + 1)

@@ -6,14 +6,16 @@ student's process:
 * ``make_cases(rng, n)`` chooses the inputs (and may keep private fields, starting with ``_``);
 * ``call(case, *objects)`` runs the student's objects on one case and returns plain data and tensors
   (this is the only part that runs the student's code, and it runs under :func:`borrowed.watch`);
-* ``judge(case, output)`` compares the output with the oracle: ``None`` when right, else
-  ``(case description, hint)``.
+* ``judge(case, output)`` compares the output with the oracle: ``None`` when right, else a
+  :class:`Failure` (or ``(case description, hint)``) naming, for an exercise whose points are split
+  over ordered ``parts`` (e.g. output shape, then values), the first part that does not hold.
 
 In a notebook, ``check_<exercise>(obj)`` does all three in the student's kernel and prints a short
 report — ✔ for a pass, ✘ with a hint naming the likely mistake — and never raises, so Run All works
 before anything is solved ("not implemented yet"). Under nbgrader's autograde (``NBGRADER_EXECUTION``)
-a check that does not pass raises :class:`CheckFailed`, because nbgrader scores a test cell that runs
-without an error as passed. ``seglab grade`` chooses the cases in its own process, sends them to the
+a check that earns nothing raises :class:`CheckFailed`, because nbgrader scores a test cell that runs
+without an error as passed, and one that earns part of its points returns the number, which nbgrader
+reads as partial credit. ``seglab grade`` chooses the cases in its own process, sends them to the
 student's kernel (:mod:`seglab.checks.probe`), and judges the outputs that come back as data
 (:mod:`seglab.checks.wire`): what the kernel prints or records decides nothing.
 
@@ -36,8 +38,8 @@ from typing import Any
 from seglab.checks.borrowed import OffLimits, watch
 from seglab.checks.wire import ReturnedType, WireError, decode, encode
 
-__all__ = ["CheckFailed", "CheckResult", "Exercise", "OffLimits", "all_passed", "check", "evaluate", "exercise",
-           "exercises", "record", "require", "reset", "results", "results_json", "score"]
+__all__ = ["CheckFailed", "CheckResult", "Exercise", "Failure", "OffLimits", "all_passed", "check", "evaluate",
+           "exercise", "exercises", "record", "require", "reset", "results", "results_json", "score"]
 
 PASS, FAIL = "✔", "✘"
 MODULES = ("arithmetic", "upsampling", "fcn", "unet")
@@ -49,6 +51,18 @@ class CheckFailed(AssertionError):
 
 
 @dataclass
+class Failure:
+    """One wrong case: what it was, the hint, the first part that failed, and (for feedback) the
+    oracle's value and the answer's."""
+
+    label: str
+    hint: str
+    part: str | None = None
+    expected: Any = None
+    received: Any = None
+
+
+@dataclass
 class CheckResult:
     grade_id: str
     points: float
@@ -56,6 +70,8 @@ class CheckResult:
     message: str
     passed: bool = False
     lines: list[str] = field(default_factory=list)
+    parts: list[tuple[str, float, float]] = field(default_factory=list)  # (name, points, maximum) of a split
+    failure: dict | None = None  # the first wrong case: label, hint, inputs, expected, received
 
     def _ipython_display_(self) -> None:
         """The check already printed its report: show nothing more when it ends a notebook cell."""
@@ -71,6 +87,12 @@ class Exercise:
     judge: Callable[[dict, Any], tuple[str, str] | None]
     cases: int  # how many a student's check runs (the hidden tests ask for more)
     off_limits: OffLimits = field(default_factory=OffLimits)
+    parts: tuple[tuple[str, float], ...] = ()  # ordered (name, points); empty: all or nothing
+    independent_parts: bool = False  # True: a part holds when no case failed at it (not at an earlier one)
+
+    def __post_init__(self):
+        if self.parts and abs(sum(points for _, points in self.parts) - self.points) > 1e-9:
+            raise ValueError(f"{self.id}: the parts' points must add up to {self.points}")
 
 
 class _StopCheck(Exception):
@@ -161,29 +183,51 @@ def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
             return zero(message, [f"{FAIL} {title}: {message}"])
         if kind != "output":
             return unreadable
+        received = None
         try:
-            failure = ex.judge(case, decode(value))
+            received = decode(value)
+            failure = ex.judge(case, received)
         except _StopCheck as stop:
             return zero(str(stop), [f"{FAIL} {title}: {stop}"])
         except WireError as error:
-            failure = ("a case", f"the answer could not be read ({error})")
+            failure = Failure("a case", f"the answer could not be read ({error})")
         except Exception as error:  # an answer of a shape or type the judge did not expect
-            failure = ("a case", f"your answer has an unexpected type or shape ({type(error).__name__}: "
-                                 f"{_text(error)})")
-        if failure is None:
+            failure = Failure("a case", f"your answer has an unexpected type or shape ({type(error).__name__}: "
+                                        f"{_text(error)})")
+        if not failure:
             passed += 1
-        else:
-            failures.append(failure)
-    total = passed + len(failures)
+            continue
+        for one in failure if isinstance(failure, list) else [failure]:  # a judge may name several parts
+            one = Failure(*one) if isinstance(one, tuple) else one
+            if one.received is None:
+                one.received = received
+            failures.append((case, one))
+    total = passed + len({id(case) for case, _ in failures})
     if total < len(cases):
         return zero(f"only {total} of {len(cases)} cases were evaluated",
                     [f"{FAIL} {title}: only {total} of {len(cases)} cases were evaluated."])
+    names = [name for name, _ in ex.parts]
     if failures:
-        case, hint = failures[0]
-        message = f"{len(failures)} of {total} cases wrong, e.g. {case}. Hint: {hint}"
-        return zero(message, [f"{FAIL} {title}: {len(failures)} of {total} cases wrong.", f"  for example {case}",
-                              f"  hint: {hint}"])
-    return CheckResult(ex.id, maximum, maximum, f"all {total} cases passed", passed=True,
+        case, first = failures[0]
+        wrong = total - passed
+        message = f"{wrong} of {total} cases wrong, e.g. {first.label}. Hint: {first.hint}"
+        lines = [f"{FAIL} {title}: {wrong} of {total} cases wrong.", f"  for example {first.label}",
+                 f"  hint: {first.hint}"]
+        failed = {names.index(f.part) if f.part in names else 0 for _, f in failures}
+        if ex.independent_parts:  # a part holds when no case failed at it
+            parts = [(name, 0 if index in failed else points, points) for index, (name, points) in enumerate(ex.parts)]
+        else:  # ... or at an earlier part (shape before values)
+            parts = [(name, points if index < min(failed) else 0, points) for index, (name, points)
+                     in enumerate(ex.parts)]
+        if parts:
+            message += " Parts: " + "; ".join(f"{name} {got:g}/{most:g}" for name, got, most in parts) + "."
+            lines += [f"  {PASS if got == most else FAIL} {name}: {got:g} / {most:g}" for name, got, most in parts]
+        details = {"label": first.label, "hint": first.hint, "inputs": public(case), "expected": first.expected,
+                   "received": first.received}
+        return CheckResult(ex.id, sum(got for _, got, _ in parts), maximum, message, lines=lines, parts=parts,
+                           failure=details)
+    parts = [(name, points, points) for name, points in ex.parts]
+    return CheckResult(ex.id, maximum, maximum, f"all {total} cases passed", passed=True, parts=parts,
                        lines=[f"{PASS} {title}: all {total} random cases agree with PyTorch."])
 
 
@@ -226,7 +270,9 @@ def check(ex: Exercise, *objects, cases: int | None = None, seed: int | None = N
     print("\n".join(result.lines) + f"\n  points: {result.points:g} / {result.max_points:g}")
     record(result)
     if not result.passed and os.environ.get("NBGRADER_EXECUTION") in ("autograde", "validate"):
-        raise CheckFailed(f"{ex.title}: {result.message}")
+        if result.points == 0:
+            raise CheckFailed(f"{ex.title}: {result.message}")
+        return result.points  # nbgrader reads a number as the cell's partial credit
     return result
 
 

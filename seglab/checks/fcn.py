@@ -8,7 +8,7 @@ import random
 import torch
 from torch import nn
 
-from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks import Exercise, Failure, OffLimits, check, require
 from seglab.checks.upsampling import randn
 from seglab.models import FCN, VGGConfig
 
@@ -50,27 +50,31 @@ def _linear_judge(case: dict, got):
     out = weight.shape[0]
     label = f"Linear({channels}·{size}·{size} → {out}), feature map {channels}x{size}x{size}"
     if got.get("error") is not None:
-        return label, (f"the convolution cannot read the feature map ({got['error']}): it needs "
-                       f"in_channels={channels} and kernel_size={size}")
+        return Failure(label, f"the convolution cannot read the feature map ({got['error']}): it needs "
+                              f"in_channels={channels} and kernel_size={size}", "one position per map")
     output = got["output"]
     expected = x.flatten(1) @ weight.T + bias
     if not isinstance(output, torch.Tensor) or output.shape != (2, out, 1, 1):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        return label, (f"on the {size}x{size} map the convolution should give one position: output (2, {out}, 1, 1), "
-                       f"got {shape}. Use kernel_size = {size}, no padding.")
+        return Failure(label, f"on the {size}x{size} map the convolution should give one position: output (2, {out}, "
+                              f"1, 1), got {shape}. Use kernel_size = {size}, no padding.", "one position per map",
+                       [2, out, 1, 1], shape)
     if torch.allclose(output.flatten(1), expected, atol=1e-5):
         return None
-    if not isinstance(got["bias"], torch.Tensor) or got["bias"].shape != bias.shape or not torch.allclose(got["bias"],
-                                                                                                       bias):
-        return label, "copy the bias too"
-    return label, ("reshape the weight (out, C·k·k) to (out, C, k, k): flatten() orders a map channel by channel, "
-                   "then row by row, which is exactly this layout.")
+    received_bias = got["bias"]
+    if not isinstance(received_bias, torch.Tensor) or received_bias.shape != bias.shape or \
+            not torch.allclose(received_bias, bias):
+        return Failure(label, "copy the bias too", "values", expected, output.flatten(1))
+    return Failure(label, "reshape the weight (out, C·k·k) to (out, C, k, k): flatten() orders a map channel by "
+                          "channel, then row by row, which is exactly this layout.", "values", expected,
+                   output.flatten(1))
 
 
 LINEAR_TO_CONV = Exercise(
     "linear_to_conv", "Linear → Conv2d", 3, _linear_cases, _linear_call, _linear_judge, 10,
     OffLimits(code=("seglab/models/fcn.py:convolutionalize",), names=("convolutionalize",),
-              why="build the nn.Conv2d and copy the reshaped weights yourself"))
+              why="build the nn.Conv2d and copy the reshaped weights yourself"),
+    (("one position per map", 1), ("values", 2)))
 
 
 def check_linear_to_conv(fn, cases: int = 10, seed: int | None = None):
@@ -210,22 +214,25 @@ def _fusion_judge(case: dict, got):
         expected = fusion_model(case["seed"])(_fusion_input(case))
     label = f"image {case['height']}x{case['width']}"
     if not isinstance(got, torch.Tensor):
-        return label, f"return the logits tensor, got {type(got).__name__}"
+        return Failure(label, f"return the logits tensor, got {type(got).__name__}", "output shape")
     if got.shape != expected.shape:
-        return (label + f": shape {tuple(got.shape)} instead of {tuple(expected.shape)}",
-                "after the last upsampling crop to the image size: [..., :height, :width].")
+        return Failure(label + f": shape {tuple(got.shape)} instead of {tuple(expected.shape)}",
+                       "after the last upsampling crop to the image size: [..., :height, :width].", "output shape",
+                       list(expected.shape), list(got.shape))
     if torch.allclose(got, expected, atol=1e-4):
         return None
-    return label, ("score pool5 (classifier, score_fr), upsample 2x (up_pool5), add score_pool4(pool4) with "
-                   "model.fuse (a short-cut = summation, cropping the larger map), again with up_pool4 and "
-                   "score_pool3(pool3), then model.upsample and crop.")
+    return Failure(label + " (pictures: the scores of class 0)",
+                   "score pool5 (classifier, score_fr), upsample 2x (up_pool5), add score_pool4(pool4) with model.fuse "
+                   "(a short-cut = summation, cropping the larger map), again with up_pool4 and score_pool3(pool3), "
+                   "then model.upsample and crop.", "values", expected[0, 0], got[0, 0])
 
 
 FCN8S_FUSION = Exercise(
     "fcn8s_fusion", "FCN-8s fusion head", 3, _fusion_cases, _fusion_call, _fusion_judge, 6,
     OffLimits(code=("seglab/models/fcn.py:FCN.forward", "seglab/models/fcn.py:FCN.coarse_scores"),
               names=("coarse_scores",),
-              why="chain the model's score, upsampling and fuse layers yourself"))
+              why="chain the model's score, upsampling and fuse layers yourself"),
+    (("output shape", 1), ("values", 2)))
 
 
 def check_fcn8s_fusion(fn, cases: int = 6, seed: int | None = None):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks import Exercise, Failure, OffLimits, check, require
 from seglab.checks.upsampling import randn
 from seglab.models import UNet, unet_input_size
 from seglab.models.unet import DecoderStage
@@ -59,22 +59,25 @@ def _merge_judge(skip: bool):
         expected = torch.cat(cropped, 1) if skip else cropped[0] + cropped[1]
         label = f"decoder {tuple(decoder.shape)}, encoder {tuple(encoder.shape)}"
         if not isinstance(got, torch.Tensor):
-            return label, f"return a tensor, got {type(got).__name__}"
+            return Failure(label, f"return a tensor, got {type(got).__name__}", "output shape")
         if got.dim() != 4 or got.shape[0] != expected.shape[0]:
-            return label + f": shape {tuple(got.shape)}", f"the result should have the shape {tuple(expected.shape)}"
+            return Failure(label + f": shape {tuple(got.shape)}",
+                           f"the result should have the shape {tuple(expected.shape)}", "output shape")
         if got.shape[1] != expected.shape[1]:
-            return (label + f": {got.shape[1]} channels",
-                    f"after concatenation the channels should be C1 + C2 = {expected.shape[1]}" if skip
-                    else "a sum keeps the channel count")
+            return Failure(label + f": {got.shape[1]} channels",
+                           f"after concatenation the channels should be C1 + C2 = {expected.shape[1]}" if skip
+                           else "a sum keeps the channel count", "output shape")
         if got.shape[-2:] != expected.shape[-2:]:
-            return (label + f": size {tuple(got.shape[-2:])}", "centre-crop the larger map to the smaller one's "
-                    f"size {tuple(expected.shape[-2:])} (in both dimensions, whichever map is larger)")
+            return Failure(label + f": size {tuple(got.shape[-2:])}", "centre-crop the larger map to the smaller "
+                           f"one's size {tuple(expected.shape[-2:])} (in both dimensions, whichever map is larger)",
+                           "output shape")
         if torch.allclose(got, expected):
             return None
         if skip and torch.allclose(got, torch.cat(cropped[::-1], 1)):
-            return label, "put the decoder's channels first: torch.cat([decoder, encoder], dim=1)"
-        return label, ("the crop must be central: offset (H − h) // 2 rows and (W − w) // 2 columns "
-                       "(torchvision.transforms.v2.functional.center_crop does it)")
+            return Failure(label, "put the decoder's channels first: torch.cat([decoder, encoder], dim=1)", "values",
+                           expected)
+        return Failure(label, "the crop must be central: offset (H − h) // 2 rows and (W − w) // 2 columns "
+                              "(torchvision.transforms.v2.functional.center_crop does it)", "values", expected)
 
     return judge
 
@@ -82,10 +85,11 @@ def _merge_judge(skip: bool):
 MERGES = OffLimits(code=("seglab/layers.py:Skip.*", "seglab/layers.py:ShortCut.*", "seglab/layers.py:_align"),
                    names=("Skip", "ShortCut"), why="crop and merge the two maps yourself")
 
+MERGE_PARTS = (("output shape", 1), ("values", 1))
 SKIP_MERGE = Exercise("skip_merge", "skip-connection (concatenation)", 2, _merge_cases(False),
-                      _merge_call("skip_merge"), _merge_judge(True), 20, MERGES)
+                      _merge_call("skip_merge"), _merge_judge(True), 20, MERGES, MERGE_PARTS)
 SHORTCUT_MERGE = Exercise("shortcut_merge", "short-cut (summation)", 2, _merge_cases(True),
-                          _merge_call("shortcut_merge"), _merge_judge(False), 20, MERGES)
+                          _merge_call("shortcut_merge"), _merge_judge(False), 20, MERGES, MERGE_PARTS)
 
 
 def check_skip_merge(fn, cases: int = 20, seed: int | None = None):
@@ -129,12 +133,14 @@ def _stage_judge(case: dict, got):
     output = got["output"]
     if not isinstance(output, torch.Tensor) or output.shape != expected:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        return (label + f": got {shape}, expected {tuple(expected)}",
-                "upsample with nn.ConvTranspose2d(in, out, 2, stride=2), crop the encoder to that size, "
-                "concatenate, then two 3x3 convolutions without padding (each removes 2 pixels)")
+        return Failure(label + f": got {shape}, expected {tuple(expected)}",
+                       "upsample with nn.ConvTranspose2d(in, out, 2, stride=2), crop the encoder to that size, "
+                       "concatenate, then two 3x3 convolutions without padding (each removes 2 pixels)",
+                       "output shape", list(expected), shape)
     if got["first_conv_in_channels"] != 2 * out_channels:
-        return label, (f"after concatenation the channels should be C1 + C2 = {2 * out_channels}: the first 3x3 "
-                       "convolution reads both the upsampled and the encoder features")
+        return Failure(label, f"after concatenation the channels should be C1 + C2 = {2 * out_channels}: the first "
+                              "3x3 convolution reads both the upsampled and the encoder features",
+                       "skip-connection channels", 2 * out_channels, got["first_conv_in_channels"])
     return None
 
 
@@ -142,7 +148,8 @@ DECODER_STAGE = Exercise(
     "decoder_stage", "U-Net decoder stage", 3, _stage_cases, _stage_call, _stage_judge, 8,
     OffLimits(code=("seglab/models/unet.py:DecoderStage.*", "seglab/models/unet.py:UNet.*"),
               names=("DecoderStage", "UNet"), why="put the upsampling, the skip-connection and the convolutions "
-                                                  "together yourself"))
+                                                  "together yourself"),
+    (("output shape", 2), ("skip-connection channels", 1)))
 
 
 def check_decoder_stage(cls, cases: int = 8, seed: int | None = None):
@@ -174,16 +181,19 @@ def _sizes_call(case: dict, output_fn, input_fn):
 def _sizes_judge(case: dict, got):
     size, depth, wanted, truth = case["size"], case["depth"], case["wanted"], case["_truth"]
     got_out, got_in = got
+    failures = []
     if got_out != truth:
-        return (f"input {size}, depth {depth}: you said {got_out}, the U-Net gives {truth}",
-                "per level down: two 3x3 convolutions (−4), then pool (// 2); the bottleneck −4; per level up: ×2, "
-                "then two convolutions (−4)")
+        failures.append(Failure(
+            f"input {size}, depth {depth}: you said {got_out}, the U-Net gives {truth}",
+            "per level down: two 3x3 convolutions (−4), then pool (// 2); the bottleneck −4; per level up: ×2, then "
+            "two convolutions (−4)", "output size", truth, got_out))
     expected = unet_input_size(wanted, depth)
     if got_in != expected:
-        return (f"output {wanted}, depth {depth}: you said input {got_in}, the smallest tile is {expected}",
-                "go backwards: the size after the bottleneck is ceil((output + 4(2^depth − 1)) / 2^depth); then "
-                "every level down adds 4 and doubles")
-    return None
+        failures.append(Failure(
+            f"output {wanted}, depth {depth}: you said input {got_in}, the smallest tile is {expected}",
+            "go backwards: the size after the bottleneck is ceil((output + 4(2^depth − 1)) / 2^depth); then every "
+            "level down adds 4 and doubles", "input size", expected, got_in))
+    return failures or None
 
 
 UNET_SIZES = Exercise(
@@ -192,7 +202,8 @@ UNET_SIZES = Exercise(
                     "seglab/models/unet.py:UNet.*", "seglab/models/base.py:SegmentationModel.*"),
               ops=("conv", "conv_transpose", "max_pool2d", "max_pool2d_with_indices"),
               names=("UNet", "input_size_for", "min_input_size"),
-              why="compute the sizes with the formulas, without running a U-Net or seglab's size helpers"))
+              why="compute the sizes with the formulas, without running a U-Net or seglab's size helpers"),
+    (("output size", 1), ("input size", 1)), independent_parts=True)
 
 
 def check_unet_sizes(output_fn, input_fn, cases: int = 10, seed: int | None = None):

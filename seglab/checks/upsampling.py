@@ -11,7 +11,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks import Exercise, Failure, OffLimits, check, require
 from seglab.layers import transposed_conv_geometry
 
 __all__ = ["check_bilinear_kernel", "check_convolution_matrix", "check_transposed_conv_by_autograd",
@@ -74,13 +74,17 @@ def _bilinear_judge(case: dict, weight):
     if _close(ours[inner], reference[inner]):
         return None
     if channels > 1 and weight[0, 1:].abs().sum() > 0:
-        return label, ("channel c must only feed channel c: put the 2-D kernel on the diagonal weight[c, c] and "
-                       "zeros elsewhere.")
-    if abs(float(weight[0, 0].sum()) - factor ** 2) > 1e-3:
-        return label, (f"the taps of one channel should sum to factor² = {factor ** 2} (each output pixel gets "
-                       "weights summing to 1): check the triangle 1 − |x − centre| / factor.")
-    return label, ("the 2-D kernel is the outer product of the 1-D triangle with itself; for an even kernel the "
-                   "centre lies between two taps (factor − 0.5).")
+        hint = ("channel c must only feed channel c: put the 2-D kernel on the diagonal weight[c, c] and zeros "
+                "elsewhere.")
+    elif abs(float(weight[0, 0].sum()) - factor ** 2) > 1e-3:
+        hint = (f"the taps of one channel should sum to factor² = {factor ** 2} (each output pixel gets weights "
+                "summing to 1): check the triangle 1 − |x − centre| / factor.")
+    else:
+        hint = ("the 2-D kernel is the outer product of the 1-D triangle with itself; for an even kernel the centre "
+                "lies between two taps (factor − 0.5).")
+    # the pictures: an upsampled map, bilinear (F.interpolate) against your kernel's transposed convolution
+    return Failure(label + " (pictures: a map upsampled with F.interpolate, and with your kernel)", hint,
+                   expected=reference[0, 0], received=ours[0, 0])
 
 
 BILINEAR_KERNEL = Exercise(
@@ -130,9 +134,11 @@ def _zero_insertion_judge(case: dict, got):
                 else "insert stride − 1 zeros between pixels, pad k − 1 − p on each side (plus output_padding at "
                      "the bottom/right), then F.conv2d with the flipped kernel and in/out channels swapped "
                      "(weight.transpose(0, 1)).")
-    elif isinstance(got, torch.Tensor) and got.shape[-1] == expected.shape[-1] - op and op:
+        return Failure(label, hint, "values", expected)
+    if isinstance(got, torch.Tensor) and got.shape[-1] == expected.shape[-1] - op and op:
         hint += ": did you forget output_padding (extra rows/columns at the bottom/right)?"
-    return label, hint
+    return Failure(label, hint, "output shape", list(expected.shape),
+                   list(got.shape) if isinstance(got, torch.Tensor) else got)
 
 
 TRANSPOSED_CONV_BY_ZERO_INSERTION = Exercise(
@@ -141,7 +147,8 @@ TRANSPOSED_CONV_BY_ZERO_INSERTION = Exercise(
     _tensor_call("transposed_conv_by_zero_insertion", "x", "weight", "stride", "padding", "output_padding"),
     _zero_insertion_judge, 20,
     OffLimits(code=("seglab/layers.py:TransposedConvUpsample.*",), ops=("conv_transpose", "convolution_backward"),
-              names=TRANSPOSED, why="insert zeros, pad and run an ordinary F.conv2d"))
+              names=TRANSPOSED, why="insert zeros, pad and run an ordinary F.conv2d"),
+    (("output shape", 1), ("values", 2)))
 
 
 def check_transposed_conv_by_zero_insertion(fn, cases: int = 20, seed: int | None = None):
@@ -219,8 +226,9 @@ def _autograd_judge(case: dict, got):
     hint = _shape_hint(got, expected)
     if hint is None and _close(got, expected):
         return None
-    return label, hint or ("make x = torch.zeros(1, C_in, n, n, requires_grad=True), compute (F.conv2d(x, weight, "
-                           "stride, padding) * y).sum() and return its gradient with respect to x.")
+    return Failure(label, hint or ("make x = torch.zeros(1, C_in, n, n, requires_grad=True), compute (F.conv2d(x, "
+                                   "weight, stride, padding) * y).sum() and return its gradient with respect to x."),
+                   expected=expected)
 
 
 TRANSPOSED_CONV_BY_AUTOGRAD = Exercise(

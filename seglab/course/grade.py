@@ -182,9 +182,11 @@ def _answer_source(notebook, exercise_id: str) -> str:
 
 def grade_submission(student: str, file: str | Path, exercises: dict[str, list[Exercise]], *, timeout: float = 60,
                      total_timeout: float = 900, sandbox: str = "bwrap", limits: Limits | None = None,
-                     environment: dict[str, str] | None = None, seed: int = 0) -> list[GradeRow]:
+                     environment: dict[str, str] | None = None, seed: int = 0,
+                     feedback_dir: str | Path | None = None) -> list[GradeRow]:
     """Grade one submission (runs its code in a fresh, sandboxed kernel); never raises for a bad submission.
-    ``seed`` and the student's name choose the cases."""
+    ``seed`` and the student's name choose the cases; ``feedback_dir``: keep a record of the results there
+    for the student's feedback page (:mod:`seglab.course.feedback`)."""
     limits = limits or Limits()
     file = Path(file)
     try:
@@ -247,6 +249,7 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
         outcomes = {gid: _read_outcomes(path) for gid, (_, path) in probes.items()}
 
     cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in notebook.cells}
+    details = []
     for gid, exercise in official.items():
         spec, row = specs[gid.removeprefix("check_")], rows[gid]
         used = names_used(answers[gid], spec.off_limits.names)
@@ -256,6 +259,7 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
         elif isinstance(outcomes[gid], list):
             result = score(spec, chosen[gid], outcomes[gid])
             row.points, row.message = min(float(result.points), exercise.points), result.message
+            details.append({"exercise": gid, "title": spec.title, "parts": result.parts, "failure": result.failure})
         elif outcomes[gid] is not None:
             row.message = f"the check's results could not be read ({outcomes[gid]})"
         elif _cell_error(cells[gid]):
@@ -264,6 +268,12 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
             row.message = f"not checked: {stop_reason}"
         if gid not in present:
             row.message = "check cell was deleted; checked at the end. " + row.message
+    if feedback_dir is not None:
+        from seglab.course.feedback import write_record
+
+        manual = [e.grade_id for e in graded if e.kind == "manual"]
+        answers = {gid: cells[gid].source if gid in cells else "(no answer)" for gid in manual}
+        write_record(feedback_dir, student, name, details, answers)
     return list(rows.values())
 
 
@@ -301,7 +311,7 @@ def submission_key(student: str, file: Path, exercises: dict[str, list[Exercise]
 def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout: float = 60,
           total_timeout: float = 900, workers: int = 1, sandbox: str = "bwrap", limits: Limits | None = None,
           skip: set[tuple[str, str]] = frozenset(), seed: int | None = None, quick: bool = True,
-          shard: tuple[int, int] | None = None, progress: bool = False,
+          shard: tuple[int, int] | None = None, progress: bool = False, feedback_dir: str | Path | None = None,
           on_student: Callable[[list[GradeRow]], None] | None = None) -> list[GradeRow]:
     """Grade a notebook or a folder of them, ``workers`` at a time.
 
@@ -310,7 +320,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
     ``on_student(rows)`` is called in this process as each submission is graded, in the order they finish.
     ``quick``: training cells run with the tests' small budget (``SEGLAB_QUICK=1``). ``shard=(i, n)``:
     grade only the students of share ``i`` of ``n`` (:func:`in_shard`). ``progress``: a progress bar with
-    the time left, on standard error.
+    the time left, on standard error. ``feedback_dir``: records for the students' feedback pages.
     """
     exercises = load_exercises(solutions_dir)
     if sandbox == "bwrap" and not bwrap_available():
@@ -322,6 +332,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     options = {"timeout": timeout, "total_timeout": total_timeout, "sandbox": sandbox, "limits": limits,
                "environment": kernel_environment(threads, quick=quick),
+               "feedback_dir": None if feedback_dir is None else str(Path(feedback_dir).resolve()),
                "seed": secrets.randbits(64) if seed is None else seed}
     jobs = [(student, file, exercises, options) for student, file in submissions]
     results: list[list[GradeRow]] = []
