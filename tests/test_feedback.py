@@ -55,6 +55,7 @@ def test_a_page_per_student_and_notebook_with_points_parts_picture_and_hint(grad
     assert "data:image/png;base64," in page and "Hint: flip the kernel" in page
     assert "not implemented yet" in page  # the exercises not tried
     assert ANSWER in page and "to be graded by hand" in page
+    assert "(no answer)" in page and "YOUR ANSWER HERE" not in page  # the question left open
 
 
 def test_hand_grading_reaches_the_page(graded):

@@ -94,7 +94,8 @@ def _value(value) -> str:
 
     if isinstance(value, torch.Tensor):
         if value.numel() <= 12:
-            return html.escape(f"tensor of shape {tuple(value.shape)}: {value.flatten().tolist()}")
+            numbers = ", ".join(f"{float(v):.4g}" for v in value.flatten().tolist())
+            return html.escape(f"tensor of shape {tuple(value.shape)}: [{numbers}]")
         return html.escape(f"tensor of shape {tuple(value.shape)}")
     return html.escape(repr(value))
 

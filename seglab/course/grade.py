@@ -270,9 +270,10 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
             row.message = "check cell was deleted; checked at the end. " + row.message
     if feedback_dir is not None:
         from seglab.course.feedback import write_record
+        from seglab.course.manual import answer_text
 
         manual = [e.grade_id for e in graded if e.kind == "manual"]
-        answers = {gid: cells[gid].source if gid in cells else "(no answer)" for gid in manual}
+        answers = {gid: answer_text(cells[gid].source if gid in cells else "") or "(no answer)" for gid in manual}
         write_record(feedback_dir, student, name, details, answers)
     return list(rows.values())
 

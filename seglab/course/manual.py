@@ -18,8 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["ManualEntry", "ManualSheetError", "collect_answers", "merge_manual", "read_entries", "read_sheet",
-           "sheet_path", "write_sheet"]
+__all__ = ["ManualEntry", "ManualSheetError", "answer_text", "collect_answers", "merge_manual", "read_entries",
+           "read_sheet", "sheet_path", "write_sheet"]
 
 FIELDS = ("student", "notebook", "question", "max", "points", "comment", "answer")
 CHANGED = "[answer changed since it was graded] "
@@ -50,7 +50,8 @@ def sheet_path(grades_csv: str | Path) -> Path:
     return grades_csv.with_name(f"{grades_csv.stem}-manual.csv")
 
 
-def _answer_text(source: str) -> str:
+def answer_text(source: str) -> str:
+    """A hand-graded answer without the release's placeholder (empty: not answered)."""
     lines = [line for line in source.splitlines() if line.strip() not in ("YOUR ANSWER HERE",)]
     return "\n".join(lines).strip()
 
@@ -71,7 +72,7 @@ def collect_answers(path: str | Path, exercises) -> list[ManualEntry]:
         sources = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in notebook.cells}
         for exercise in exercises[name]:
             if exercise.kind == "manual":
-                answer = _answer_text(sources.get(exercise.grade_id, ""))
+                answer = answer_text(sources.get(exercise.grade_id, ""))
                 entries.append(ManualEntry(student, name, exercise.grade_id, exercise.points, "", "",
                                            answer or "(no answer)"))
     return entries
