@@ -38,9 +38,8 @@ def graded(tmp_path, exercises):
     folder = tmp_path / "class"
     folder.mkdir()
     for student, answer in (("alice", "The total stride sets it."), ("bob", "Pooling, I think.")):
-        notebook = nbformat.read(STUDENT, as_version=4)
-        next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == QUESTION).source = answer
-        nbformat.write(notebook, folder / f"{student}.ipynb")
+        nbformat.write(nbformat.read(STUDENT, as_version=4), folder / f"{student}.ipynb")
+        _answer(folder / f"{student}.ipynb", answer)
     out = tmp_path / "grades.csv"
     write_csv(_rows("alice", 2) + _rows("bob", 0), out)
     sheet = write_sheet(collect_answers(folder, exercises), sheet_path(out))
@@ -110,12 +109,17 @@ def test_unknown_students_and_questions_are_rejected(graded, exercises):
     assert "no hand-graded question 'check_conv_output_size'" in str(error.value)  # automatic points stay automatic
 
 
+def _answer(path, text):
+    """Write ``text`` as the submission's answer to the hand-graded question."""
+    notebook = nbformat.read(path, as_version=4)
+    next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == QUESTION).source = text
+    nbformat.write(notebook, path)
+
+
 def test_a_re_run_keeps_every_edit(graded, exercises):
     folder, _, sheet = graded
     _fill(sheet, alice=("2", "good"))
-    notebook = nbformat.read(folder / "bob.ipynb", as_version=4)
-    next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == QUESTION).source = "New text."
-    nbformat.write(notebook, folder / "bob.ipynb")
+    _answer(folder / "bob.ipynb", "New text.")
     (folder / "alice.ipynb").unlink()  # alice's submission is gone from this batch: her grading stays
     write_sheet(collect_answers(folder, exercises), sheet)
     rows = {r["student"]: r for r in _sheet(sheet)}
@@ -126,9 +130,7 @@ def test_a_re_run_keeps_every_edit(graded, exercises):
 def test_a_changed_answer_keeps_its_points_and_is_flagged(graded, exercises):
     folder, _, sheet = graded
     _fill(sheet, bob=("1", "vague"))
-    notebook = nbformat.read(folder / "bob.ipynb", as_version=4)
-    next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == QUESTION).source = "Changed."
-    nbformat.write(notebook, folder / "bob.ipynb")
+    _answer(folder / "bob.ipynb", "Changed.")
     write_sheet(collect_answers(folder, exercises), sheet)
     bob = next(r for r in _sheet(sheet) if r["student"] == "bob")
     assert bob["points"] == "1" and bob["comment"].startswith("[answer changed") and bob["answer"] == "Changed."
