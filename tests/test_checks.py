@@ -415,3 +415,12 @@ def test_a_failure_keeps_the_case_for_feedback():
 def test_under_nbgrader_partial_credit_is_a_number(monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     assert check_skip_merge(lambda d, e: torch.zeros_like(skip(d, e)), seed=5) == 1
+
+
+def test_the_source_scan_names_use_not_the_students_own_names():
+    from seglab.checks.borrowed import names_used
+
+    names = ("summary", "convolutionalize")
+    assert names_used("def total_stride(module):\n    summary = 1\n    return summary", names) == []
+    assert names_used("from seglab.summary import summary\nx = summary(m)", names) == ["summary"]
+    assert names_used("conv = seglab.models.convolutionalize(seq)[0]", names) == ["convolutionalize"]

@@ -113,9 +113,16 @@ def names_used(source: str, names: tuple[str, ...]) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return [name for name in names if name in source]
-    seen = set()
+    seen, own = set(), set()  # names used; names the answer binds itself (its own variable `summary` is fine)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.arg):
+            own.add(node.arg)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in own:
             seen.add(node.id)
         elif isinstance(node, ast.Attribute):
             seen.add(node.attr)
