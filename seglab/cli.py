@@ -264,7 +264,7 @@ def _grade(args: argparse.Namespace) -> int:
         rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
                      total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
                      skip={(r.student, r.notebook) for r in previous}, seed=args.seed, quick=not args.full,
-                     shard=args.shard, progress=not args.no_progress, feedback_dir=args.feedback,
+                     only_needed=not args.all_cells, shard=args.shard, progress=not args.no_progress, feedback_dir=args.feedback,
                      on_student=lambda student_rows: append_csv(student_rows, out))
     except SandboxUnavailable as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)
@@ -394,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--full", action="store_true",
                        help="run training cells at full size (default: the tests' small budget, SEGLAB_QUICK=1; "
                             "no check depends on training)")
+    grade.add_argument("--all-cells", action="store_true",
+                       help="run every cell (default: only the cells that answers and checks depend on; figures, "
+                            "widgets and training runs are skipped)")
     grade.add_argument("--shard", type=_shard, metavar="I/N",
                        help="grade only share I of N of the students (a job array); join with seglab grade merge")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")

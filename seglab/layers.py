@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 __all__ = [
     "BilinearUpsample",
@@ -125,7 +124,8 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     if height > h or width > w:
         raise ValueError(f"cannot crop {h}x{w} to the larger {height}x{width}")
-    return TF.center_crop(x, [height, width])
+    top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))  # torchvision's rounding
+    return x[..., top:top + height, left:left + width]
 
 
 def _align(decoder: torch.Tensor, encoder: torch.Tensor, merge: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -75,6 +75,22 @@ def graded(tmp_path_factory):
     _solve(renamed, "transposed_conv_output_size")
     _write(renamed, folder / "submitted" / "heidi" / "ps1" / "my_work.ipynb")
 
+    skipped = student()  # ivan: solved, and a cell no answer needs that would kill the kernel
+    for gid in ("conv_output_size", "pool_output_size"):
+        _solve(skipped, gid)
+    skipped.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(1)  # a figure that crashes"))
+    _write(skipped, folder / "ivan.ipynb")
+
+    hidden = student()  # judy: her answer calls a helper the source does not show being defined
+    hidden.cells.insert(3, nbformat.v4.new_code_cell(
+        "import builtins\nbuiltins.halve = lambda n: n // 2  # not a name the grader can see"))
+    _solve(hidden, "pool_output_size")
+    answer = _cell(hidden, "pool_output_size")
+    answer.source = answer.source.replace("    s = k if s is None else s\n",
+                                          "    s = k if s is None else s\n    assert halve(4) == 2\n")
+    assert "halve" in answer.source
+    _write(hidden, folder / "judy.ipynb")
+
     rows = grade(folder, solutions_dir=ROOT / "solutions", timeout=30, total_timeout=300, workers=2)
     table = {(r.student, r.exercise): r for r in rows}
     return folder, rows, table
@@ -83,7 +99,7 @@ def graded(tmp_path_factory):
 def test_collects_every_layout(graded):
     folder, _, _ = graded
     students = [s for s, _ in collect_submissions(folder)]
-    assert sorted(students) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    assert sorted(students) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
 
 
 def test_correct_submission_gets_full_points(graded):
@@ -121,6 +137,17 @@ def test_dead_kernel_keeps_earlier_points(graded):
     assert table["erin", "check_conv_output_size"].points == 2
     assert "kernel died" in table["erin", "check_pool_output_size"].message
     assert table["erin", "check_pool_output_size"].points == 0
+
+
+def test_cells_no_answer_needs_are_not_run(graded):
+    _, _, table = graded
+    assert table["ivan", "check_conv_output_size"].points == 2, table["ivan", "check_conv_output_size"].message
+    assert table["ivan", "check_pool_output_size"].points == 2
+
+
+def test_a_dependency_the_source_hides_reruns_the_whole_notebook(graded):
+    _, _, table = graded
+    assert table["judy", "check_pool_output_size"].points == 2, table["judy", "check_pool_output_size"].message
 
 
 def test_invalid_json_gets_zero_with_reason(graded):

@@ -76,6 +76,14 @@ def _op_recorder(ops: frozenset[str], found: list[str]):
                 found.append(f"torch ({name})")
             return func(*args, **(kwargs or {}))
 
+    # PyTorch wraps __torch_dispatch__ so that torch.compile never traces it, and that wrapper imports
+    # torch._dynamo on the first call: seconds on a small CPU, in every check. Nothing here is compiled,
+    # so tell the wrapper the function is its own "disabled" version (where torch has no such wrapper,
+    # this changes nothing).
+    dispatch = OpRecorder.__dict__["__torch_dispatch__"]
+    raw = getattr(dispatch, "__wrapped__", None)
+    if raw is not None:
+        setattr(raw, "__dynamo_disable", raw)
     return OpRecorder()
 
 

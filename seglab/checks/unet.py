@@ -7,7 +7,6 @@ import random
 
 import torch
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 from seglab.checks import Exercise, Failure, OffLimits, check, require
 from seglab.checks.upsampling import randn
@@ -18,6 +17,8 @@ __all__ = ["check_decoder_stage", "check_shortcut_merge", "check_skip_merge", "c
 
 
 def _crop_both(decoder, encoder):
+    from torchvision.transforms.v2 import functional as TF  # the oracle (torchvision takes seconds to import)
+
     height, width = min(decoder.shape[-2], encoder.shape[-2]), min(decoder.shape[-1], encoder.shape[-1])
     return TF.center_crop(decoder, [height, width]), TF.center_crop(encoder, [height, width])
 

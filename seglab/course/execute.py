@@ -67,14 +67,16 @@ def _responds(client, index: int, seconds: float = 15) -> bool:
 
 def execute_notebook(notebook, workdir: str | Path, *, timeout: float = 60, total_timeout: float = 900,
                      kernel_name: str = "python3", on_cell: Callable[[int], None] | None = None,
-                     kernel_manager=None, cell_output_bytes: int = 1 << 20, kernel_log=None) -> str | None:
+                     kernel_manager=None, cell_output_bytes: int = 1 << 20, kernel_log=None,
+                     cells: set[int] | None = None) -> str | None:
     """Execute ``notebook`` in place with ``workdir`` as the kernel's working folder.
 
     Returns why the run stopped early (a dead kernel, the total time limit, a kernel that could not
     start), or ``None`` when every code cell ran. ``on_cell(index)`` is called after each code cell.
     ``kernel_manager``: a ``jupyter_client`` kernel manager to use instead of one for ``kernel_name``
     (the grader's sandboxed kernel). ``kernel_log``: an open file for the kernel process's own console
-    output (default: this process's).
+    output (default: this process's). ``cells``: indices into ``notebook.cells`` of the code cells to run
+    (default: all); the others are left as they are.
     """
     from nbclient.exceptions import DeadKernelError
 
@@ -88,7 +90,7 @@ def execute_notebook(notebook, workdir: str | Path, *, timeout: float = 60, tota
         console = {"stdout": kernel_log, "stderr": kernel_log} if kernel_log is not None else {}
         with client.setup_kernel(**console):
             for index, cell in enumerate(notebook.cells):
-                if cell.cell_type != "code":
+                if cell.cell_type != "code" or cells is not None and index not in cells:
                     continue
                 if time.monotonic() - start > total_timeout:
                     return f"the notebook ran longer than the total limit of {total_timeout:g} s"

@@ -8,9 +8,11 @@ For every submission the grader
    its hidden tests included, and replaces each check cell (edited, deleted or not) by a cell that
    only calls the student's answer on those cases and writes what it returns, as data, to a file
    (:mod:`seglab.checks.probe`);
-4. executes it cell by cell in a fresh Jupyter kernel (nbclient) in a temporary folder, errors
-   allowed, with a time limit per cell (the kernel is interrupted) and one for the whole notebook;
-   a kernel that dies ends the run, and what was checked before still counts;
+4. executes, cell by cell in a fresh Jupyter kernel (nbclient) in a temporary folder, the cells the
+   answers and checks depend on (:mod:`seglab.course.needed`; everything when that cannot be told or
+   the slice meets a ``NameError``), errors allowed, with a time limit per cell (the kernel is
+   interrupted) and one for the whole notebook; a kernel that dies ends the run, and what was checked
+   before still counts;
 5. judges the returned data against the oracle in its own process (:func:`seglab.checks.score`), gives
    zero to an answer that uses what its exercise asks to write (in its source, or at run time), and
    writes one row per student and exercise.
@@ -27,6 +29,7 @@ as soon as they are graded, so an interrupted batch loses nothing (``seglab grad
 from __future__ import annotations
 
 import ast
+import copy
 import csv
 import hashlib
 import json
@@ -48,6 +51,7 @@ from seglab.checks.borrowed import names_used
 from seglab.checks.probe import probe_source
 from seglab.checks.wire import encode
 from seglab.course.execute import execute_notebook
+from seglab.course.needed import needed_cells
 from seglab.course.release import grade_ids
 from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, bwrap_available
 
@@ -183,10 +187,12 @@ def _answer_source(notebook, exercise_id: str) -> str:
 def grade_submission(student: str, file: str | Path, exercises: dict[str, list[Exercise]], *, timeout: float = 60,
                      total_timeout: float = 900, sandbox: str = "bwrap", limits: Limits | None = None,
                      environment: dict[str, str] | None = None, seed: int = 0,
-                     feedback_dir: str | Path | None = None) -> list[GradeRow]:
+                     feedback_dir: str | Path | None = None, only_needed: bool = True) -> list[GradeRow]:
     """Grade one submission (runs its code in a fresh, sandboxed kernel); never raises for a bad submission.
     ``seed`` and the student's name choose the cases; ``feedback_dir``: keep a record of the results there
-    for the student's feedback page (:mod:`seglab.course.feedback`)."""
+    for the student's feedback page (:mod:`seglab.course.feedback`). ``only_needed``: run only the cells
+    the answers and checks depend on (:mod:`seglab.course.needed`); the whole notebook runs again if
+    that misses a name."""
     limits = limits or Limits()
     file = Path(file)
     try:
@@ -212,41 +218,15 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
     chosen = {gid: specs[gid.removeprefix("check_")].make_cases(rng, e.cases or specs[gid.removeprefix("check_")].cases)
               for gid, e in official.items()}
 
-    with tempfile.TemporaryDirectory(prefix="seglab-grade-") as workdir:
-        work = Path(workdir).resolve()
-        probes = {}
-        for gid, exercise in official.items():
-            cases_path, outcomes_path = work / f".seglab-cases-{gid}.json", work / f".seglab-outcomes-{gid}.json"
-            cases_path.write_text(json.dumps([encode(public(case)) for case in chosen[gid]]))
-            probes[gid] = (probe_source(gid.removeprefix("check_"), list(exercise.objects), str(cases_path),
-                                        str(outcomes_path)), outcomes_path)
-        present = set()
-        for cell in notebook.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if gid in official:
-                cell.source, cell.cell_type = probes[gid][0], "code"
-                present.add(gid)
-                cell.outputs, cell.execution_count = [], None
-        for gid in official:
-            if gid not in present:  # a deleted check cell: check at the end
-                cell = nbformat.v4.new_code_cell(probes[gid][0])
-                cell.metadata["nbgrader"] = {"grade_id": gid}
-                notebook.cells.append(cell)
-
-        kernel = SandboxedKernel(workdir, sandbox=sandbox, limits=limits, environment=environment)
-        try:
-            kernel.start_watchdog()
-            with open(kernel.control / "kernel.log", "w") as log:
-                stop_reason = execute_notebook(notebook, workdir, timeout=timeout, total_timeout=total_timeout,
-                                               kernel_manager=kernel.manager, cell_output_bytes=limits.output_bytes,
-                                               kernel_log=log)
-            if stop_reason and stop_reason.startswith("could not run"):
-                stop_reason += " — kernel log: " + (kernel.control / "kernel.log").read_text()[-500:]
-        finally:
-            kernel.cleanup()
-        if kernel.killed_reason:
-            stop_reason = f"the sandbox was stopped: {kernel.killed_reason}"
-        outcomes = {gid: _read_outcomes(path) for gid, (_, path) in probes.items()}
+    run_options = {"sandbox": sandbox, "limits": limits, "environment": environment, "timeout": timeout,
+                   "total_timeout": total_timeout}
+    if not official:  # only answers graded by hand: nothing to run
+        outcomes, stop_reason, present = {}, None, set()
+    else:
+        submitted = copy.deepcopy(notebook)
+        notebook, outcomes, stop_reason, present = _run_probes(notebook, official, chosen, only_needed, run_options)
+        if only_needed and _missed_name(notebook, outcomes):  # the slice missed a dependency: run it all
+            notebook, outcomes, stop_reason, present = _run_probes(submitted, official, chosen, False, run_options)
 
     cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in notebook.cells}
     details = []
@@ -276,6 +256,82 @@ def grade_submission(student: str, file: str | Path, exercises: dict[str, list[E
         answers = {gid: answer_text(cells[gid].source if gid in cells else "") or "(no answer)" for gid in manual}
         write_record(feedback_dir, student, name, details, answers)
     return list(rows.values())
+
+
+def _run_probes(notebook, official: dict[str, Exercise], chosen: dict[str, list], only_needed: bool,
+                run_options: dict) -> tuple:
+    """Put a probe in place of each check cell and run the notebook (only the cells the probes and answers
+    need, with ``only_needed``) in a fresh folder: ``(notebook, outcomes, stop reason, check cells present)``."""
+    with tempfile.TemporaryDirectory(prefix="seglab-grade-") as workdir:
+        work = Path(workdir).resolve()
+        probes = {}
+        for gid, exercise in official.items():
+            cases_path, outcomes_path = work / f".seglab-cases-{gid}.json", work / f".seglab-outcomes-{gid}.json"
+            cases_path.write_text(json.dumps([encode(public(case)) for case in chosen[gid]]))
+            probes[gid] = (probe_source(gid.removeprefix("check_"), list(exercise.objects), str(cases_path),
+                                        str(outcomes_path)), outcomes_path)
+        present = set()
+        for cell in notebook.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in official:
+                cell.source, cell.cell_type = probes[gid][0], "code"
+                present.add(gid)
+                cell.outputs, cell.execution_count = [], None
+        for gid in official:
+            if gid not in present:  # a deleted check cell: check at the end
+                cell = nbformat.v4.new_code_cell(probes[gid][0])
+                cell.metadata["nbgrader"] = {"grade_id": gid}
+                notebook.cells.append(cell)
+        cells = _cells_to_run(notebook, set(official)) if only_needed else None
+        stop_reason = _execute(notebook, workdir, cells, **run_options)
+        outcomes = {gid: _read_outcomes(path) for gid, (_, path) in probes.items()}
+    return notebook, outcomes, stop_reason, present
+
+
+def _execute(notebook, workdir: str, cells: set[int] | None, *, sandbox: str, limits: Limits,
+             environment: dict[str, str] | None, timeout: float, total_timeout: float) -> str | None:
+    """Run ``cells`` of ``notebook`` (all when ``None``) in a fresh sandboxed kernel; why it stopped early."""
+    kernel = SandboxedKernel(workdir, sandbox=sandbox, limits=limits, environment=environment)
+    try:
+        kernel.start_watchdog()
+        with open(kernel.control / "kernel.log", "w") as log:
+            stop_reason = execute_notebook(notebook, workdir, timeout=timeout, total_timeout=total_timeout,
+                                           kernel_manager=kernel.manager, cell_output_bytes=limits.output_bytes,
+                                           kernel_log=log, cells=cells)
+        if stop_reason and stop_reason.startswith("could not run"):
+            stop_reason += " — kernel log: " + (kernel.control / "kernel.log").read_text()[-500:]
+    finally:
+        kernel.cleanup()
+    if kernel.killed_reason:
+        stop_reason = f"the sandbox was stopped: {kernel.killed_reason}"
+    return stop_reason
+
+
+def _cells_to_run(notebook, check_ids: set[str]) -> set[int] | None:
+    """Indices of the cells grading runs: the setup cell, answers, checks, and what they depend on."""
+    code = [(index, cell) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    targets = {position for position, (_, cell) in enumerate(code)
+               if cell.metadata.get("nbgrader", {}).get("solution") or
+               cell.metadata.get("nbgrader", {}).get("grade_id") in check_ids}
+    trusted = {position for position, (_, cell) in enumerate(code) if "seglab-setup" in cell.metadata.get("tags", [])}
+    needed = needed_cells([cell.source for _, cell in code], targets, trusted=trusted)
+    return None if needed is None else {code[position][0] for position in needed}
+
+
+def _missed_name(notebook, outcomes: dict) -> bool:
+    """Whether a run cell or an answer stopped on a ``NameError`` (a dependency the slice did not see)."""
+    for cell in notebook.cells:
+        if any(o.get("output_type") == "error" and o.get("ename") == "NameError" for o in cell.get("outputs", [])):
+            return True
+    for found in outcomes.values():
+        for outcome in found if isinstance(found, list) else []:
+            if not isinstance(outcome, dict):
+                continue
+            error = outcome.get("error")
+            if isinstance(error, dict) and error.get("type") == "NameError" or \
+                    "run the cell that defines your answer" in str(outcome.get("stop", "")):
+                return True
+    return False
 
 
 def kernel_environment(threads: int, *, quick: bool = True) -> dict[str, str]:
@@ -313,7 +369,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
           total_timeout: float = 900, workers: int = 1, sandbox: str = "bwrap", limits: Limits | None = None,
           skip: set[tuple[str, str]] = frozenset(), seed: int | None = None, quick: bool = True,
           shard: tuple[int, int] | None = None, progress: bool = False, feedback_dir: str | Path | None = None,
-          on_student: Callable[[list[GradeRow]], None] | None = None) -> list[GradeRow]:
+          only_needed: bool = True, on_student: Callable[[list[GradeRow]], None] | None = None) -> list[GradeRow]:
     """Grade a notebook or a folder of them, ``workers`` at a time.
 
     ``skip``: ``(student, notebook)`` pairs graded before (``--resume``). ``seed``: with the student's
@@ -322,6 +378,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
     ``quick``: training cells run with the tests' small budget (``SEGLAB_QUICK=1``). ``shard=(i, n)``:
     grade only the students of share ``i`` of ``n`` (:func:`in_shard`). ``progress``: a progress bar with
     the time left, on standard error. ``feedback_dir``: records for the students' feedback pages.
+    ``only_needed``: run only the cells that the answers and checks depend on (``False``: every cell).
     """
     exercises = load_exercises(solutions_dir)
     if sandbox == "bwrap" and not bwrap_available():
@@ -334,7 +391,7 @@ def grade(path: str | Path, *, solutions_dir: str | Path = "solutions", timeout:
     options = {"timeout": timeout, "total_timeout": total_timeout, "sandbox": sandbox, "limits": limits,
                "environment": kernel_environment(threads, quick=quick),
                "feedback_dir": None if feedback_dir is None else str(Path(feedback_dir).resolve()),
-               "seed": secrets.randbits(64) if seed is None else seed}
+               "seed": secrets.randbits(64) if seed is None else seed, "only_needed": only_needed}
     jobs = [(student, file, exercises, options) for student, file in submissions]
     results: list[list[GradeRow]] = []
 
