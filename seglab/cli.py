@@ -264,7 +264,8 @@ def _grade(args: argparse.Namespace) -> int:
         rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
                      total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
                      skip={(r.student, r.notebook) for r in previous}, seed=args.seed, quick=not args.full,
-                     only_needed=not args.all_cells, shard=args.shard, progress=not args.no_progress, feedback_dir=args.feedback,
+                     only_needed=not args.all_cells, shard=args.shard, progress=not args.no_progress,
+                     feedback_dir=args.feedback,
                      on_student=lambda student_rows: append_csv(student_rows, out))
     except SandboxUnavailable as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)

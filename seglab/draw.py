@@ -71,5 +71,5 @@ def draw_convolution(i: int = 5, k: int = 3, s: int = 1, p: int = 0, d: int = 1,
     ax.axis("off")
     name = "transposed convolution" if transposed else "convolution"
     extra = f", output_padding={output_padding}" if transposed else ""
-    ax.set_title(f"{name}: i={i}, k={k}, s={s}, p={p}, d={d}{extra}  →  output {o}x{o}", fontsize=10)
+    ax.set_title(f"{name}, output {o}x{o}\ni={i}, k={k}, s={s}, p={p}, d={d}{extra}", fontsize=9)
     return ax

@@ -124,7 +124,7 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     if height > h or width > w:
         raise ValueError(f"cannot crop {h}x{w} to the larger {height}x{width}")
-    top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))  # torchvision's rounding
+    top, left = round((h - height) / 2), round((w - width) / 2)  # torchvision's rounding (half to even)
     return x[..., top:top + height, left:left + width]
 
 

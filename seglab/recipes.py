@@ -30,6 +30,7 @@ class Recipe:
     lr: float = 3e-3
     base_channels: int = 16  # U-Net width
     seed: int = 0
+    weight_map: bool = False  # nuclei: weight each pixel's loss with the U-Net paper's weight map
 
     def quick(self) -> Recipe:
         """A much smaller run when ``SEGLAB_QUICK=1`` (tests and CI), the recipe itself otherwise."""
@@ -42,12 +43,14 @@ def make_datasets(recipe: Recipe):
     """``(train, val)`` data sets of the recipe's task."""
     from seglab.data import NucleiDataset, SyntheticShapes
 
+    if recipe.weight_map and recipe.data != "nuclei":
+        raise ValueError('weight_map=True needs touching objects to separate: use data="nuclei"')
     if recipe.data == "synthetic":
         return (SyntheticShapes(recipe.n_train, size=recipe.size, seed=recipe.seed),
                 SyntheticShapes(recipe.n_val, size=recipe.size, seed=recipe.seed + 1))
     if recipe.data == "nuclei":
-        return NucleiDataset("train", crop=recipe.size, n=recipe.n_train, seed=recipe.seed), \
-            NucleiDataset("val", crop=recipe.size)
+        return NucleiDataset("train", crop=recipe.size, n=recipe.n_train, seed=recipe.seed,
+                             weight_map=recipe.weight_map), NucleiDataset("val", crop=recipe.size)
     raise ValueError(f'data must be "synthetic" or "nuclei", got {recipe.data!r}')
 
 

@@ -146,11 +146,29 @@ def _match_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return center_crop(target, *logits.shape[-2:])
 
 
-def _split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise ValueError("each batch must be (images (B, C, H, W), masks (B, H, W)); got "
+def _split_batch(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(images, masks, pixel weights or None)`` of a batch ``(images, masks)`` or ``(images, masks, weights)``."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) in (2, 3)):
+        raise ValueError("each batch must be (images (B, C, H, W), masks (B, H, W)) or (images, masks, per-pixel "
+                         "loss weights (B, H, W)); got "
                          f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
-    return batch[0], batch[1]
+    weights = batch[2] if len(batch) == 3 else None
+    if weights is not None and (not isinstance(weights, torch.Tensor) or weights.shape != batch[1].shape):
+        raise ValueError(f"per-pixel loss weights must have the masks' shape {tuple(batch[1].shape)}, got "
+                         f"{tuple(getattr(weights, 'shape', ())) or type(weights).__name__}")
+    return batch[0], batch[1], weights
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor | None,
+          class_weights: torch.Tensor | None, ignore_index: int) -> torch.Tensor:
+    """Cross-entropy over the pixels that are not ``ignore_index``; with ``pixel_weights`` (B, H, W) the
+    weighted mean ``Σ w·CE / Σ w`` (the U-Net paper's weighted loss, :mod:`seglab.data.weight_map`)."""
+    if pixel_weights is None:
+        return F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=ignore_index)
+    per_pixel = F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=ignore_index,
+                                reduction="none")  # (B, H, W), 0 where ignored
+    weights = pixel_weights.float() * (target != ignore_index)
+    return (per_pixel * weights).sum() / weights.sum().clamp_min(torch.finfo(torch.float32).tiny)
 
 
 def _make_scheduler(scheduler, optimizer, lr: float, total_steps: int):
@@ -179,8 +197,9 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
         live_plot: bool = False, class_names=None, verbose: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs; return its :class:`History` (the model is trained in place).
 
-    The loss is cross-entropy (``ignore_index`` pixels left out). The optimiser is AdamW (``lr``,
-    ``weight_decay``) with a one-cycle schedule over all epochs unless you pass your own. With
+    The loss is cross-entropy (``ignore_index`` pixels left out); batches ``(images, masks, weights)``
+    weight every pixel's loss (U-Net's weight map: ``NucleiDataset(..., weight_map=True)``). The optimiser
+    is AdamW (``lr``, ``weight_decay``) with a one-cycle schedule over all epochs unless you pass your own. With
     ``checkpoint`` a checkpoint is written atomically after every epoch; ``resume=True`` continues
     from it up to ``epochs`` (the schedule is planned for the new total and resumes at the step reached).
     Ctrl-C stops cleanly: the model keeps its weights and the history so far is returned.
@@ -248,14 +267,18 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
             loss_sum = torch.zeros((), device=settings.device)
             images_seen, batches, start = 0, 0, time.perf_counter()
             for batch in train_loader:
-                images, target = _split_batch(batch)
+                images, target, pixel_weights = _split_batch(batch)
                 check_labels(target, num_classes, ignore_index)  # on the host: no device-side assert
                 images = settings.to_device(images)
                 target = target.to(settings.device, non_blocking=True)
+                if pixel_weights is not None:
+                    pixel_weights = pixel_weights.to(settings.device, non_blocking=True)
                 with settings.autocast():
                     logits = runner(images)
                     target = _match_target(logits, target)
-                    loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
+                    if pixel_weights is not None:
+                        pixel_weights = _match_target(logits, pixel_weights)
+                    loss = _loss(logits, target, pixel_weights, weight, ignore_index)
                 finite = torch.isfinite(loss.detach()).float()
                 if world > 1:  # every process must stop together
                     finite = distributed.all_reduce_sum(finite) / world
@@ -313,7 +336,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
         bar.write(f"interrupted: stopped in epoch {epoch}; the model keeps its current "
                   f"weights and the history holds the {len(history)} finished epochs")
     finally:
-        bar.close()
+        _close_progress_bar(bar)
         model.to(memory_format=torch.contiguous_format)
     return history
 
@@ -321,8 +344,23 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
 def _progress_bar(total: int, disable: bool):
     from tqdm.auto import tqdm
 
-    # compact and rarely refreshed when the output is a log file rather than a terminal or notebook
-    return tqdm(total=total, disable=disable, unit="batch", dynamic_ncols=True, mininterval=0.5)
+    options = {"total": total, "disable": disable, "unit": "batch", "dynamic_ncols": True, "mininterval": 0.5}
+    if disable or not hasattr(tqdm, "display"):  # a terminal or a log file: compact, rarely refreshed
+        return tqdm(**options)
+    # In Jupyter: shown with a display id, so that closing it can replace the text a saved notebook keeps
+    # (otherwise the bar's first state, "0%| | 0/…", as if training never ran).
+    from IPython.display import display
+
+    bar = tqdm(**options, display=False)
+    bar.saved_display = display(bar.container, display_id=True)
+    return bar
+
+
+def _close_progress_bar(bar) -> None:
+    bar.close()
+    handle = getattr(bar, "saved_display", None)
+    if handle is not None:
+        handle.update(bar.container)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +383,7 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, ignore
     matrix = ConfusionMatrix(num_classes, ignore_index, device=settings.device)
     loss_sum, pixels = torch.zeros((), device=settings.device, dtype=torch.float64), 0
     for batch in loader:
-        images, target = _split_batch(batch)
+        images, target, _ = _split_batch(batch)  # the validation loss is not weighted
         check_labels(target, num_classes, ignore_index)
         images, target = settings.to_device(images), target.to(settings.device, non_blocking=True)
         with settings.autocast():

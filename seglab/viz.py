@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["LivePlot", "colorize", "draw_unet", "overlay", "plot_feature_maps", "plot_history",
-           "plot_receptive_field_growth", "show_predictions"]
+__all__ = ["LivePlot", "colorize", "draw_resolution_streams", "draw_unet", "overlay", "plot_feature_maps",
+           "plot_history", "plot_receptive_field_growth", "show_predictions"]
 
 IGNORE_COLOUR = (255, 255, 255)
 
@@ -128,6 +128,16 @@ class LivePlot:
         plt.close(fig)
 
 
+def _layer_names(geometries) -> list[str]:
+    """``conv1, conv2, pool1, …``: downsampling layers (stride > 1) counted apart, as VGG's pool1–pool5."""
+    counts, names = {"conv": 0, "pool": 0}, []
+    for geometry in geometries:
+        kind = "pool" if geometry.stride > 1 else "conv"
+        counts[kind] += 1
+        names.append(f"{kind}{counts[kind]}")
+    return names
+
+
 def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
     """Two panels: receptive-field size and jump (total stride) after each layer of a stack, and the
     receptive field of the central output pixel after each pooling drawn on an ``image_size`` canvas."""
@@ -138,7 +148,7 @@ def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
 
     geometries = _as_geometries(layers)
     fields = receptive_fields(geometries)
-    names = names or [f"{'pool' if g.stride > 1 else 'conv'} {n + 1}" for n, g in enumerate(geometries)]
+    names = names or _layer_names(geometries)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     x = range(1, len(fields) + 1)
     left.plot(x, [f.size for f in fields], "o-", label="receptive field (pixels)")
@@ -213,6 +223,65 @@ def draw_unet(depth: int = 4, base_channels: int = 64, merge: str = "skip", ax=N
     ax.set_ylim(-0.3, depth + 0.9)
     ax.axis("off")
     return ax
+
+
+def draw_resolution_streams(branches: int = 3, axes=None):
+    """Two schematics side by side: an encoder–decoder, which gives up resolution and recovers it
+    (merges at each level), and HRNet, which keeps a full-resolution stream from start to end and adds
+    one lower-resolution stream per stage, with exchange units between all streams after every stage.
+    Rows are resolutions (1, 1/2, 1/4, …), left to right is depth."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(13, 0.9 * branches + 2.4), gridspec_kw={"width_ratios": [1, 1.35]})
+    left, right = axes
+    colours = plt.cm.Blues([0.85 - 0.5 * b / max(branches - 1, 1) for b in range(branches)])
+
+    def block(ax, x, row, length, colour):
+        ax.add_patch(Rectangle((x, -row - 0.25), length, 0.5, facecolor=colour, edgecolor="black", linewidth=0.6))
+
+    def arrow(ax, start, end, **kwargs):
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=9, shrinkA=1, shrinkB=1, **kwargs))
+
+    for row in range(branches):  # encoder-decoder: down to the lowest resolution, then back up
+        left.text(-0.15, -row, f"1/{2 ** row}" if row else "1", ha="right", va="center", fontsize=8)
+        block(left, row, row, 0.6, colours[row])
+        block(left, 2 * (branches - 1) - row + 0.8, row, 0.6, colours[row])
+        if row + 1 < branches:
+            arrow(left, (row + 0.6, -row), (row + 1, -row - 1), color="black")
+            arrow(left, (2 * (branches - 1) - row - 0.2 + 0.6, -row - 1), (2 * (branches - 1) - row + 0.8, -row),
+                  color="black")
+            arrow(left, (row + 0.6, -row + 0.1), (2 * (branches - 1) - row + 0.8, -row + 0.1), color="grey",
+                  linestyle="--")
+    left.set_title(f"encoder–decoder (U-Net): down to 1/{2 ** (branches - 1)}, then back up;\nmerges (dashed) "
+                   "bring the detail back", fontsize=9)
+
+    stage, length = 2.0, 1.3  # each stage: a block per stream, then a gap with the exchange unit
+    for index in range(branches):
+        for row in range(index + 1):
+            block(right, index * stage, row, length, colours[row])
+        x0, x1 = index * stage + length, (index + 1) * stage
+        if index + 1 < branches:  # exchange: every stream to every stream of the next stage (and the new one)
+            for a in range(index + 1):
+                for b in range(index + 2):
+                    arrow(right, (x0, -a), (x1, -b), color="black" if a == b else "#b8860b",
+                          linewidth=1.0 if a == b else 0.7)
+        else:  # the head: every stream upsampled to full resolution and concatenated
+            block(right, x1, 0, 0.5, "#5fd3d3")
+            for a in range(index + 1):
+                arrow(right, (x0, -a), (x1, 0), color="#137d7d", linewidth=0.8)
+            right.text(x1 + 0.6, 0, "head: all streams\nupsampled, concatenated", va="center", fontsize=8)
+    for row in range(branches):
+        right.text(-0.15, -row, f"1/{2 ** row}" if row else "1", ha="right", va="center", fontsize=8)
+    right.set_title("HRNet: the full-resolution stream is kept throughout; lower streams are added,\n"
+                    "and exchange units (gold) mix all streams after every stage", fontsize=9)
+    for ax in axes:
+        ax.set_ylim(-branches + 0.4, 0.7)
+        ax.axis("off")
+    left.set_xlim(-0.8, 2 * branches)
+    right.set_xlim(-0.8, branches * stage + 2.6)
+    return axes
 
 
 def plot_feature_maps(model, image, *, channels: int = 6):

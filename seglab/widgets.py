@@ -73,7 +73,8 @@ class Quiz:
         self._score_label = None
 
     def answer(self, number: int, response) -> bool:
-        """Answer question ``number`` (1-based) with an option index or a number; prints the feedback."""
+        """Answer question ``number`` (1-based) with an option's letter (``"b"``), its index from 0 (``1``)
+        or, for a numeric question, a number; prints the feedback."""
         if not 1 <= number <= len(self.questions):
             raise ValueError(f"there are questions 1 to {len(self.questions)}, not {number}")
         question = self.questions[number - 1]
@@ -95,11 +96,16 @@ class Quiz:
         answered = len(self.responses)
         return f"score: {right} / {total} ({answered} answered)"
 
-    def print_questions(self) -> None:
+    def questions_text(self) -> str:
+        """Every question with its lettered options, as plain text."""
+        lines = []
         for number, question in enumerate(self.questions, start=1):
-            print(f"{number}. [{question.topic}] {question.prompt}")
-            for index, option in enumerate(question.options):
-                print(f"     {chr(ord('a') + index)}) {option}")
+            lines.append(f"{number}. [{question.topic}] {question.prompt}")
+            lines += [f"     {chr(ord('a') + index)}) {option}" for index, option in enumerate(question.options)]
+        return "\n".join(lines)
+
+    def print_questions(self) -> None:
+        print(self.questions_text())
 
     def _update_score(self) -> None:
         if self._score_label is not None:
@@ -136,4 +142,7 @@ class Quiz:
             button.on_click(check)
             boxes.append(w.VBox([prompt, field, button, feedback]))
         self._score_label = w.HTML(self.summary())
-        display(w.VBox([*boxes, self._score_label]))
+        bundle = w.VBox([*boxes, self._score_label])._repr_mimebundle_()
+        # Where widgets cannot be drawn (a saved notebook on GitHub, nbconvert), the questions as text.
+        bundle["text/plain"] = self.questions_text() + "\n\nAnswer with quiz.answer(number, letter or number)."
+        display(bundle, raw=True)

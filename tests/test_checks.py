@@ -424,3 +424,80 @@ def test_the_source_scan_names_use_not_the_students_own_names():
     assert names_used("def total_stride(module):\n    summary = 1\n    return summary", names) == []
     assert names_used("from seglab.summary import summary\nx = summary(m)", names) == ["summary"]
     assert names_used("conv = seglab.models.convolutionalize(seq)[0]", names) == ["convolutionalize"]
+
+
+def test_an_error_raised_inside_seglab_points_at_the_students_line():
+    """A natural upward search meets sizes too small for a layer: the message names the student's
+    function and line and the seglab function that refused, not a line inside seglab."""
+    import random
+
+    from seglab.arithmetic import conv_output_size, pool_output_size, transposed_conv_output_size
+    from seglab.checks import evaluate, exercise
+
+    def unet_output_size(size, depth):
+        for _ in range(depth):
+            size = pool_output_size(conv_output_size(conv_output_size(size, 3), 3), 2)
+        size = conv_output_size(conv_output_size(size, 3), 3)
+        for _ in range(depth):
+            size = conv_output_size(conv_output_size(transposed_conv_output_size(size, 2, s=2), 3), 3)
+        return size
+
+    def unet_input_size(output_size, depth):
+        size = 1
+        while unet_output_size(size, depth) < output_size:
+            size += 1
+        return size
+
+    ex = exercise("unet_sizes")
+    cases = ex.make_cases(random.Random(0), 4)
+    message = score(ex, cases, evaluate(ex, (unet_output_size, unet_input_size), cases)).message
+    assert "ValueError" in message and "the padded input has only" in message, message
+    assert "in unet_output_size, line" in message and "size = pool_output_size(" in message, message
+    assert "raised inside seglab's conv_output_size" in message, message
+    assert "raise ValueError(message)" not in message, message
+
+
+def test_a_wrong_exercise_1_is_not_penalised_again_in_exercise_3():
+    """Exercise 3 suggests reusing exercise 1: its check puts a correct conv_output_size in place of the
+    student's, so one mistake (here: the dilation forgotten) costs points once."""
+    namespace = {}
+    exec("def conv_output_size(i, k, s=1, p=0, d=1):\n"
+         "    return (i + 2 * p - k) // s + 1\n"
+         "def transposed_conv_output_size(i, k, s=1, p=0, d=1, output_padding=0):\n"
+         "    stretched = (i - 1) * s + 1 + 2 * (d * (k - 1) - p) + output_padding\n"
+         "    return conv_output_size(stretched, k, 1, 0, d)\n", namespace)
+    assert check_conv_output_size(namespace["conv_output_size"]).points == 0
+    assert check_transposed_conv_output_size(namespace["transposed_conv_output_size"]).points == 2
+    assert namespace["conv_output_size"].__name__ == "conv_output_size"  # the student's own is back
+    assert namespace["conv_output_size"](5, 3, d=2) == 3  # (still wrong: the dilation forgotten)
+
+
+def _student_weight_map(instances, w0=10.0, sigma=5.0, two=2.0, class_weights=True):
+    """An honest answer to notebook 04's exercise 5 (``two``/``class_weights``: plant a mistake)."""
+    height, width = instances.shape
+    objects = instances > 0
+    total, count = instances.numel(), int(objects.sum())
+    w_c = torch.ones(height, width)
+    if class_weights and count not in (0, total):
+        w_c = torch.where(objects, total / (2 * count), total / (2 * (total - count)))
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    pixels = torch.stack([rows.flatten(), cols.flatten()], 1).float()
+    distances = [torch.cdist(pixels, torch.nonzero(instances == k).float()).min(1).values.view(height, width)
+                 for k in instances.unique().tolist() if k]
+    if len(distances) < 2:
+        return w_c
+    d1, d2 = torch.stack(distances).sort(0).values[:2]
+    return w_c + torch.where(objects, 0.0, w0 * torch.exp(-((d1 + d2) ** 2) / (two * sigma ** 2)))
+
+
+def test_weight_map_check_grades_the_class_weights_and_the_separation_term():
+    from seglab.checks.unet import check_weight_map
+    from seglab.data import unet_weight_map
+
+    assert check_weight_map(_student_weight_map, cases=20).points == 3
+    forgot_two = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, two=1.0))
+    assert forgot_two.points == 1 and "forget the 2" in forgot_two.message
+    no_balance = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, class_weights=False))
+    assert no_balance.points == 0 and "add w_c" in no_balance.message
+    borrowed = check_weight_map(lambda i, w0, s: unet_weight_map(i, w0=w0, sigma=s))
+    assert borrowed.points == 0 and "unet_weight_map" in borrowed.message

@@ -231,3 +231,40 @@ def test_show_predictions_draws_a_gallery():
     fig = show_predictions(images, masks, {"a": torch.stack(masks), "b": torch.stack(masks)},
                            palette=data.palette, class_names=data.class_names)
     assert len(fig.axes) == 4 * 4
+
+
+def test_weight_map_equals_a_brute_force_computation_on_random_layouts():
+    """seglab's weight map (distances within each object's reach) against the check's brute force."""
+    import random
+
+    from seglab.checks.unet import random_layout, reference_weight_map
+    from seglab.data import unet_weight_map
+
+    rng = random.Random(0)
+    for _ in range(25):
+        instances = random_layout(rng, rng.randint(6, 40), rng.randint(6, 40), rng.randint(0, 7))
+        w0, sigma = rng.choice([5.0, 10.0]), rng.uniform(1.0, 6.0)
+        w_c, term = reference_weight_map(instances, w0, sigma)
+        assert torch.allclose(unet_weight_map(instances, w0=w0, sigma=sigma).double(), w_c + term, atol=1e-4)
+
+
+def test_weight_map_is_high_in_the_gap_between_touching_objects():
+    from seglab.data import unet_weight_map
+
+    instances = torch.zeros(20, 21, dtype=torch.long)
+    instances[5:15, 2:10], instances[5:15, 11:19] = 1, 2  # a one-pixel gap at column 10
+    weights = unet_weight_map(instances, class_weights=None)
+    assert weights[10, 10] > 9 > weights[0, 0] > 1  # the gap almost w0 + 1; a far corner little more than 1
+    assert (weights[instances > 0] == 1).all()  # no separation term on the objects
+    with pytest.raises(ValueError, match="integer map"):
+        unet_weight_map(instances.float())
+
+
+def test_nuclei_weight_map_turns_with_the_crop():
+    train = NucleiDataset("train", n=6, weight_map=True)
+    nucleus_weights = set()
+    for index in range(6):
+        _, mask, weights = train[index]
+        assert weights.shape == mask.shape and weights.dtype == torch.float32
+        nucleus_weights |= set(weights[mask > 0].tolist())  # w_c alone: the term is on background pixels
+    assert len(nucleus_weights) == 1  # the same everywhere: weights flipped and turned with the mask

@@ -45,3 +45,19 @@ def test_quiz_prints_the_questions_without_jupyter(capsys):
     Quiz(PREPARATION_QUESTIONS).show()
     out = capsys.readouterr().out
     assert out.count("?") >= len(PREPARATION_QUESTIONS) and "a) " in out
+
+
+def test_quiz_in_a_kernel_shows_widgets_with_the_questions_as_text():
+    """In Jupyter the quiz is widgets; a front end that cannot draw them (nbconvert, a saved notebook
+    on GitHub) shows every question as text instead of a widget's repr."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from seglab.course.preparation import PREPARATION_QUESTIONS\nfrom seglab.widgets import Quiz\n"
+        "Quiz(PREPARATION_QUESTIONS).show()")])
+    NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
+    (output,) = notebook.cells[0].outputs
+    assert "application/vnd.jupyter.widget-view+json" in output.data
+    text = output.data["text/plain"]
+    assert text.startswith("1. [") and f"{len(PREPARATION_QUESTIONS)}. [" in text and "quiz.answer(" in text

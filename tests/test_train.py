@@ -217,3 +217,51 @@ def test_ctrl_c_after_resume_names_the_right_epoch(loaders, tmp_path, capsys):
                   progress=False)
     assert history.stop_reason == "interrupted" and history["epoch"] == [1, 2]
     assert "stopped in epoch 3" in capsys.readouterr().out
+
+
+def test_per_pixel_weights_weight_the_loss():
+    """Batches (images, masks, weights): Σ w·CE / Σ w. Weights of 0 and 1 equal leaving the 0 pixels out."""
+    from seglab.train import _loss
+
+    logits, target = torch.randn(2, 3, 5, 5), torch.randint(0, 3, (2, 5, 5))
+    keep = torch.rand(2, 5, 5) < 0.6
+    ignored = target.masked_fill(~keep, 255)
+    assert torch.allclose(_loss(logits, target, keep.float(), None, 255),
+                          torch.nn.functional.cross_entropy(logits, ignored, ignore_index=255))
+    assert torch.allclose(_loss(logits, target, torch.full((2, 5, 5), 7.0), None, 255),
+                          torch.nn.functional.cross_entropy(logits, target))  # a constant weight changes nothing
+
+
+def test_fit_trains_with_per_pixel_weights_and_names_a_shape_mismatch():
+    images, masks = torch.randn(4, 1, 32, 32), torch.randint(0, 5, (4, 32, 32))
+    weighted = TensorDataset(images, masks, torch.rand(4, 32, 32) + 0.5)
+    history = fit(tiny_model(), DataLoader(weighted, batch_size=2), DataLoader(weighted, batch_size=2), epochs=1,
+                  progress=False)
+    assert math.isfinite(history.last["train_loss"]) and math.isfinite(history.last["val_loss"])
+    wrong = TensorDataset(images, masks, torch.rand(4, 16, 16))
+    with pytest.raises(ValueError, match=r"per-pixel loss weights must have the masks' shape \(2, 32, 32\)"):
+        fit(tiny_model(), DataLoader(wrong, batch_size=2), epochs=1, progress=False)
+
+
+def test_the_recipe_trains_nuclei_with_the_weight_map():
+    from seglab.recipes import Recipe, make_datasets
+
+    train, val = make_datasets(Recipe(data="nuclei", n_train=4, weight_map=True))
+    assert len(train[0]) == 3 and len(val[0]) == 2  # the validation loss is not weighted
+    with pytest.raises(ValueError, match='use data="nuclei"'):
+        make_datasets(Recipe(weight_map=True))
+
+
+def test_a_saved_notebook_shows_the_finished_progress_bar():
+    """Jupyter keeps a widget's text as first displayed ("0%| | 0/8"): fit replaces it when it is done."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = ("import torch\nfrom torch.utils.data import DataLoader, TensorDataset\nfrom seglab.models import UNet\n"
+            "from seglab.train import fit\n"
+            "data = TensorDataset(torch.randn(4, 1, 16, 16), torch.randint(0, 2, (4, 16, 16)))\n"
+            "history = fit(UNet(1, 2, depth=1, base_channels=2), DataLoader(data, batch_size=2), epochs=2)")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, kernel_name="python3", timeout=300).execute()
+    texts = [o.data["text/plain"] for o in notebook.cells[0].outputs if o.output_type == "display_data"]
+    assert len(texts) == 1 and "100%" in texts[0] and "4/4" in texts[0], texts

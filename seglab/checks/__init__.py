@@ -30,6 +30,8 @@ import importlib
 import json
 import os
 import random
+import sys
+import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,6 +114,37 @@ def public(case: dict) -> dict:
     return {key: value for key, value in case.items() if not key.startswith("_")}
 
 
+def _library(filename: str) -> str | None:
+    """``"seglab"``, ``"torch"`` or ``"Python"`` when ``filename`` is library code, else ``None`` (the student's)."""
+    path = os.path.abspath(filename)
+    for name, folder in (("seglab", os.path.dirname(os.path.dirname(__file__))),
+                         ("torch", os.path.dirname(torch_file)) if (torch_file := _module_file("torch")) else ("", ""),
+                         ("Python", sysconfig.get_paths()["stdlib"]), ("Python", sysconfig.get_paths()["purelib"])):
+        if folder and path.startswith(folder + os.sep):
+            return name
+    return None
+
+
+def _module_file(name: str) -> str | None:
+    module = sys.modules.get(name)
+    return getattr(module, "__file__", None)
+
+
+def _where(frames: traceback.StackSummary) -> str:
+    """Where the student's code raised: their deepest line, and the library function it called from there
+    (``in unet_input_size, line 7: size = conv_output_size(size, 3); raised inside seglab's conv_output_size``)."""
+    own = [n for n, frame in enumerate(frames) if _library(frame.filename) is None]
+    if not own:
+        return f"line {frames[-1].lineno}: {frames[-1].line}" if frames else ""
+    frame = frames[own[-1]]
+    where = f"in {frame.name}, line {frame.lineno}" + (f": {frame.line}" if frame.line else "")
+    if own[-1] + 1 < len(frames):
+        called = frames[own[-1] + 1]
+        where += (f"; raised inside {_library(called.filename)}'s {called.name}, called with the arguments your "
+                  "line passed")
+    return where
+
+
 def evaluate(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
     """Run ``ex.call`` on each case; one outcome per case, as JSON-able data, until the first that does
     not return: ``{"output": ...}``, ``{"borrowed": [...]}``, ``{"stop": message}`` or ``{"error": ...}``."""
@@ -126,10 +159,8 @@ def evaluate(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
         except _StopCheck as stop:
             outcome = {"stop": str(stop)}
         except Exception as error:  # the student's code raised: say where
-            frames = traceback.extract_tb(error.__traceback__)
-            where = frames[-1] if frames else None
             outcome = {"error": {"type": type(error).__name__, "message": str(error)[:MESSAGE_CHARS],
-                                 "line": f"line {where.lineno}: {where.line}" if where else ""}}
+                                 "line": _where(traceback.extract_tb(error.__traceback__))}}
         else:
             outcome = {"output": encode(output)}
         if borrowed:  # what it used decides, whether it then returned or raised

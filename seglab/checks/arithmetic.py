@@ -154,9 +154,27 @@ def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
     return cases
 
 
+def _exercise_1(i, k, s=1, p=0, d=1):
+    """A correct ``conv_output_size``: it stands in for the student's while exercise 3 is checked."""
+    size = (i + 2 * p - d * (k - 1) - 1) // s + 1
+    if size < 1:
+        raise ValueError(f"no output: the kernel spans {d * (k - 1) + 1} pixels, the padded input {i + 2 * p}")
+    return size
+
+
 def _transposed_call(case: dict, fn):
     require(callable(fn), "pass your function transposed_conv_output_size itself")
-    return fn(case["i"], case["k"], case["s"], case["p"], case["d"], case["output_padding"])
+    arguments = (case["i"], case["k"], case["s"], case["p"], case["d"], case["output_padding"])
+    names = getattr(fn, "__globals__", None)
+    if not isinstance(names, dict) or "conv_output_size" not in names:
+        return fn(*arguments)
+    # The exercise suggests reusing exercise 1: grade this one on its own, with a correct conv_output_size
+    # in place of the student's (a mistake there already costs exercise 1's points).
+    own, names["conv_output_size"] = names["conv_output_size"], _exercise_1
+    try:
+        return fn(*arguments)
+    finally:
+        names["conv_output_size"] = own
 
 
 def _transposed_judge(case: dict, got):

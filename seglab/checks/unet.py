@@ -13,7 +13,7 @@ from seglab.checks.upsampling import randn
 from seglab.models import UNet, unet_input_size
 from seglab.models.unet import DecoderStage
 
-__all__ = ["check_decoder_stage", "check_shortcut_merge", "check_skip_merge", "check_unet_sizes"]
+__all__ = ["check_decoder_stage", "check_shortcut_merge", "check_skip_merge", "check_unet_sizes", "check_weight_map"]
 
 
 def _crop_both(decoder, encoder):
@@ -213,4 +213,106 @@ def check_unet_sizes(output_fn, input_fn, cases: int = 10, seed: int | None = No
     return check(UNET_SIZES, output_fn, input_fn, cases=cases, seed=seed)
 
 
-EXERCISES = (SKIP_MERGE, SHORTCUT_MERGE, DECODER_STAGE, UNET_SIZES)
+# --- the U-Net paper's weight map ----------------------------------------------------------------------------
+
+def random_layout(rng: random.Random, height: int, width: int, objects: int) -> torch.Tensor:
+    """An instance map (H, W) int64 of rectangles and discs, ids 1..objects; later ones may touch or cover
+    earlier ones (an object can lose its pixels: ids need not be contiguous)."""
+    instances = torch.zeros(height, width, dtype=torch.int64)
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    for label in range(1, objects + 1):
+        y, x, size = rng.randrange(height), rng.randrange(width), rng.randint(1, 6)
+        if rng.random() < 0.5:
+            instances[y:y + size, x:x + rng.randint(1, 6)] = label
+        else:
+            instances[(ys - y) ** 2 + (xs - x) ** 2 <= size ** 2 / 2] = label
+    return instances
+
+
+def reference_weight_map(instances: torch.Tensor, w0: float, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The oracle, by brute force (every pixel against every object pixel): ``(w_c, separation term)``.
+    Written apart from ``seglab.data.weight_map``, which works within each object's reach."""
+    height, width = instances.shape
+    objects = instances > 0
+    count, total = int(objects.sum()), instances.numel()
+    if count in (0, total):
+        w_c = torch.ones(height, width, dtype=torch.float64)
+    else:
+        w_c = torch.where(objects, total / (2 * count), total / (2 * (total - count))).double()
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    pixels = torch.stack([ys.flatten(), xs.flatten()], 1).double()
+    distances = [torch.cdist(pixels, torch.nonzero(instances == label).double()).min(1).values.view(height, width)
+                 for label in instances.unique().tolist() if label != 0]
+    if len(distances) < 2:
+        return w_c, torch.zeros(height, width, dtype=torch.float64)
+    nearest = torch.stack(distances).sort(0).values
+    term = w0 * torch.exp(-((nearest[0] + nearest[1]) ** 2) / (2 * sigma ** 2))
+    return w_c, torch.where(objects, 0.0, term)
+
+
+def _weight_cases(rng: random.Random, n: int) -> list[dict]:
+    cases = []
+    for index in range(n):
+        if index == 0:  # two bars with a one-pixel gap: the paper's touching cells in miniature
+            instances = torch.zeros(9, 11, dtype=torch.int64)
+            instances[:, 1:5], instances[:, 6:10] = 1, 2
+            cases.append({"instances": instances, "w0": 10.0, "sigma": 5.0})
+            continue
+        height, width = rng.randint(8, 30), rng.randint(8, 30)
+        cases.append({"instances": random_layout(rng, height, width, rng.randint(1, 6)),
+                      "w0": rng.choice([5.0, 10.0]), "sigma": round(rng.uniform(1.5, 6.0), 2)})
+    return cases
+
+
+def _weight_call(case: dict, fn):
+    require(callable(fn), "pass your function weight_map itself")
+    output = fn(case["instances"].clone(), case["w0"], case["sigma"])
+    return output.double() if isinstance(output, torch.Tensor) and output.is_floating_point() else output
+
+
+def _weight_judge(case: dict, got):
+    instances, w0, sigma = case["instances"], case["w0"], case["sigma"]
+    w_c, term = reference_weight_map(instances, w0, sigma)
+    expected = w_c + term
+    label = (f"{instances.shape[0]}x{instances.shape[1]} map, {len(instances.unique()) - 1} objects, w0={w0:g}, "
+             f"sigma={sigma:g}")
+    if not isinstance(got, torch.Tensor) or got.shape != instances.shape or not got.is_floating_point():
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        return Failure(label + f": got {shape}", f"return a float tensor of the instance map's shape "
+                       f"{tuple(instances.shape)}", "class weights w_c", list(instances.shape), shape)
+    quiet = term < 1e-9  # here w(x) = w_c(x): object pixels, and background far from two objects
+    if not torch.allclose(got[quiet], w_c[quiet], rtol=1e-4, atol=1e-4):
+        if torch.allclose(got[quiet], torch.ones_like(got[quiet])):
+            hint = "add w_c: every pixel of a class weighs N / (2·N_c) (N pixels in all, N_c of that class)"
+        else:
+            hint = ("w_c is N / (2·N_c) for background and for object pixels (N pixels in all, N_c of that class), "
+                    "1 everywhere when the map has only one class; the separation term is added on background "
+                    "pixels only")
+        return Failure(label, hint, "class weights w_c", expected, got)
+    if torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
+        return None
+    if torch.allclose(got - w_c, term ** 2 / w0, rtol=1e-3, atol=1e-3):  # exp(-D²/σ²) = (term / w0)²
+        hint = "the exponent is −(d1 + d2)² / (2σ²): did you forget the 2?"
+    else:
+        hint = ("d1 and d2 are the distances from the pixel to the nearest pixel of its nearest and of its second "
+                "nearest object (Euclidean, between pixel centres; two different ids), and the term is added on "
+                "background pixels only")
+    return Failure(label, hint, "separation term", expected, got)
+
+
+WEIGHT_MAP = Exercise(
+    "weight_map", "U-Net weight map", 3, _weight_cases, _weight_call, _weight_judge, 12,
+    OffLimits(code=("seglab/data/weight_map.py:unet_weight_map", "seglab/data/weight_map.py:class_balance",
+                    "seglab/checks/unet.py:reference_weight_map"),
+              names=("unet_weight_map", "class_balance", "reference_weight_map"),
+              why="compute the class weights and the distances yourself"),
+    (("class weights w_c", 1), ("separation term", 2)))
+
+
+def check_weight_map(fn, cases: int = 12, seed: int | None = None):
+    """``fn(instances, w0, sigma)`` -> the U-Net paper's weight map, against a brute-force computation on
+    fresh random instance layouts."""
+    return check(WEIGHT_MAP, fn, cases=cases, seed=seed)
+
+
+EXERCISES = (SKIP_MERGE, SHORTCUT_MERGE, DECODER_STAGE, UNET_SIZES, WEIGHT_MAP)

@@ -90,7 +90,7 @@ def execute_notebook(notebook, workdir: str | Path, *, timeout: float = 60, tota
         console = {"stdout": kernel_log, "stderr": kernel_log} if kernel_log is not None else {}
         with client.setup_kernel(**console):
             for index, cell in enumerate(notebook.cells):
-                if cell.cell_type != "code" or cells is not None and index not in cells:
+                if cell.cell_type != "code" or (cells is not None and index not in cells):
                     continue
                 if time.monotonic() - start > total_timeout:
                     return f"the notebook ran longer than the total limit of {total_timeout:g} s"

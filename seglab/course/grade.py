@@ -328,7 +328,7 @@ def _missed_name(notebook, outcomes: dict) -> bool:
             if not isinstance(outcome, dict):
                 continue
             error = outcome.get("error")
-            if isinstance(error, dict) and error.get("type") == "NameError" or \
+            if (isinstance(error, dict) and error.get("type") == "NameError") or \
                     "run the cell that defines your answer" in str(outcome.get("stop", "")):
                 return True
     return False

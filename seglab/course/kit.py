@@ -194,20 +194,23 @@ a laptop CPU (a GPU is used when there is one).
 
 In this folder, with Python 3.10 or newer:
 
-```bash
-python3 -m pip install "{wheel_name}[lab]"
-jupyter lab notebooks/
-```
+1. **No NVIDIA GPU (most laptops)? Install PyTorch's CPU-only build first.** On Linux pip otherwise
+   brings the build with CUDA, several GB that a CPU never uses; the CPU build is a few hundred MB
+   and runs everything in this course (with an NVIDIA GPU, skip this step):
 
-The first command installs seglab with PyTorch and JupyterLab, the second opens the notebooks. Start
-with `00_am_i_prepared`, then work through them in order; in each one use *Run → Run All Cells* first.
+   ```bash
+   python3 -m pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
+   ```
 
-**No NVIDIA GPU?** Install PyTorch's CPU-only build *before* the first command: it is a few hundred MB
-instead of several GB and runs everything in this course:
+2. Install seglab with JupyterLab, and open the notebooks:
 
-```bash
-python3 -m pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
-```
+   ```bash
+   python3 -m pip install "{wheel_name}[lab]"
+   jupyter lab notebooks/
+   ```
+
+Start with `00_am_i_prepared`, then work through them in order; in each one use *Run → Run All Cells*
+first.
 
 A virtual environment keeps the course's packages apart from your other Python work: run
 `python3 -m venv .venv` and `. .venv/bin/activate` (Windows: `.venv\\Scripts\\activate`) first.

@@ -118,7 +118,7 @@ def _binds(tree: ast.Module, modules: set[str]) -> tuple[set[str], set[str]]:
             for alias in node.names:
                 name = alias.asname or alias.name.split(".")[0]
                 binds.add(name)
-                if isinstance(node, ast.Import) or alias.asname is None and node.module:
+                if isinstance(node, ast.Import) or (alias.asname is None and node.module):
                     imported.add(name)
         elif isinstance(node, (ast.Global,)):
             binds |= set(node.names)

@@ -6,11 +6,12 @@ Every data set yields ``(image (C, H, W) float32, mask (H, W) int64)`` and has `
 
 from seglab.data.nuclei import NucleiDataset, instance_boundaries, load_nuclei
 from seglab.data.synthetic import CLASS_NAMES, PALETTE, ShapesConfig, SyntheticShapes, render_shapes
+from seglab.data.weight_map import unet_weight_map
 
 __all__ = [
     "CLASS_NAMES", "IGNORE_INDEX", "PALETTE", "CityscapesSegmentation", "NucleiDataset", "PetSegmentation",
     "ShapesConfig", "SyntheticShapes", "VOCSegmentation", "instance_boundaries", "load_nuclei", "render_shapes",
-    "segmentation_transforms",
+    "segmentation_transforms", "unet_weight_map",
 ]
 
 _READ_THROUGH_TORCHVISION = {"IGNORE_INDEX", "CityscapesSegmentation", "PetSegmentation", "VOCSegmentation",

@@ -72,6 +72,9 @@ class NucleiDataset(Dataset):
     ``split="train"``: ``n`` random crops of the training region, each with a random flip and 90°
     rotation applied to image and mask together (deterministic per ``(seed, index)``).
     ``split="val"``: the validation region cut into non-overlapping tiles, without augmentation.
+    ``weight_map=True``: each sample also has the U-Net paper's loss weights ``(crop, crop)`` float32
+    (:func:`seglab.data.weight_map.unet_weight_map` of the whole image, cropped and turned with it), for
+    ``fit``.
 
     >>> train, val = NucleiDataset("train", n=8), NucleiDataset("val")
     >>> train[0][0].shape, len(val) > 0, train.class_names
@@ -83,7 +86,7 @@ class NucleiDataset(Dataset):
 
     def __init__(self, split: str = "train", *, crop: int = 64, n: int = 256, labels: str = "3class",
                  val_fraction: float = 0.25, augment: bool | None = None, seed: int = 0,
-                 root: str | Path | None = None):
+                 root: str | Path | None = None, weight_map: bool = False):
         if split not in ("train", "val"):
             raise ValueError(f'split must be "train" or "val", got {split!r}')
         if labels not in LABELS:
@@ -94,6 +97,11 @@ class NucleiDataset(Dataset):
         columns = slice(0, cut) if split == "train" else slice(cut, width)
         self.image = np.ascontiguousarray(image[:, columns])
         self.mask = _semantic_labels(instances, labels)[:, columns]  # boundaries use the full image
+        self.weights = None
+        if weight_map:  # computed on the whole image, so objects beyond a crop's edge still count
+            from seglab.data.weight_map import unet_weight_map
+
+            self.weights = np.ascontiguousarray(unet_weight_map(instances).numpy()[:, columns])
         height, region_width = self.image.shape
         if crop > min(height, region_width):
             raise ValueError(f"crop {crop} is larger than the {split} region ({height}x{region_width}): "
@@ -113,7 +121,7 @@ class NucleiDataset(Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         if not -self.n <= index < self.n:
             raise IndexError(f"index {index} out of range for {self.n} crops")
         index %= self.n
@@ -123,12 +131,12 @@ class NucleiDataset(Dataset):
             x = int(rng.integers(0, self.image.shape[1] - self.crop + 1))
         else:
             y, x = self.tiles[index]
-        image = self.image[y:y + self.crop, x:x + self.crop]
-        mask = self.mask[y:y + self.crop, x:x + self.crop]
-        if self.augment:  # the same flip and rotation for image and mask
+        window = (slice(y, y + self.crop), slice(x, x + self.crop))
+        arrays = [self.image[window], self.mask[window]] + ([self.weights[window]] if self.weights is not None else [])
+        if self.augment:  # the same flip and rotation for image, mask (and weights)
             if rng.random() < 0.5:
-                image, mask = image[:, ::-1], mask[:, ::-1]
+                arrays = [a[:, ::-1] for a in arrays]
             turns = int(rng.integers(0, 4))
-            image, mask = np.rot90(image, turns), np.rot90(mask, turns)
-        image = torch.from_numpy(np.ascontiguousarray(image))[None]  # (1, crop, crop)
-        return image, torch.from_numpy(np.ascontiguousarray(mask))  # (crop, crop) int64
+            arrays = [np.rot90(a, turns) for a in arrays]
+        image, mask, *weights = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        return (image[None], mask, *weights)  # (1, crop, crop) float32, (crop, crop) int64[, (crop, crop) float32]
