@@ -17,6 +17,7 @@ def _info(_args: argparse.Namespace) -> int:
 
     import seglab
     from seglab.device import pick_device
+    from seglab.threads import thread_choice
 
     device = pick_device("auto")
     rows = [
@@ -33,6 +34,7 @@ def _info(_args: argparse.Namespace) -> int:
     rows += [
         ("CPU cores", str(os.cpu_count())),
         ("torch threads", f"{torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op"),
+        ("seglab threads", "{} for training and evaluation ({})".format(*thread_choice())),
         ("platform", platform.platform()),
     ]
     width = max(len(name) for name, _ in rows)

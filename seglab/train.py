@@ -31,6 +31,7 @@ from seglab import distributed
 from seglab.device import pick_device
 from seglab.layers import center_crop
 from seglab.metrics import ConfusionMatrix, check_labels
+from seglab.threads import limit_threads
 
 __all__ = ["History", "TrainSettings", "atomic_write", "evaluate", "fit", "load_checkpoint", "load_model",
            "make_loader", "predict", "save_checkpoint", "seed_everything"]
@@ -212,6 +213,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
     if class_names is None:
         class_names = getattr(getattr(train_loader, "dataset", None), "class_names", None)
     settings = TrainSettings.choose(device, amp, channels_last)
+    limit_threads()  # no more threads than the CPUs this process may use (affinity, cgroup quota)
     if verbose:
         print(f"training on {settings.device}, amp={settings.amp_dtype}, channels_last={settings.channels_last}")
     model.to(settings.device)
@@ -376,6 +378,7 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, ignore
     if num_classes is None:
         raise ValueError("pass num_classes= (the model has no num_classes attribute)")
     settings = TrainSettings.choose(device, amp, channels_last)
+    limit_threads()
     loader = distributed.shard_loader(loader, train=False)  # under torchrun: each sample in one process
     was_training = model.training
     model.eval()
@@ -406,6 +409,7 @@ def predict(model: nn.Module, images, *, device: str | torch.device = "auto", ba
     """Class labels ``(B, H, W)`` (or softmax probabilities ``(B, K, H, W)``) on the CPU for a batch
     ``(B, C, H, W)``, one image ``(C, H, W)``, or a data set of (image, mask) pairs."""
     device = pick_device(device)
+    limit_threads()
     if isinstance(images, torch.Tensor):
         batch = images[None] if images.ndim == 3 else images
         chunks = batch.split(batch_size)
