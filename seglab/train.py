@@ -345,9 +345,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
 
 def _progress_bar(total: int, disable: bool):
     from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
 
     options = {"total": total, "disable": disable, "unit": "batch", "dynamic_ncols": True, "mininterval": 0.5}
-    if disable or not hasattr(tqdm, "display"):  # a terminal or a log file: compact, rarely refreshed
+    if disable or not issubclass(tqdm, notebook_tqdm):  # a terminal or a log file: compact, rarely refreshed
         return tqdm(**options)
     # In Jupyter: shown with a display id, so that closing it can replace the text a saved notebook keeps
     # (otherwise the bar's first state, "0%| | 0/…", as if training never ran).

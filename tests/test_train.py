@@ -265,3 +265,10 @@ def test_a_saved_notebook_shows_the_finished_progress_bar():
     NotebookClient(notebook, kernel_name="python3", timeout=300).execute()
     texts = [o.data["text/plain"] for o in notebook.cells[0].outputs if o.output_type == "display_data"]
     assert len(texts) == 1 and "100%" in texts[0] and "4/4" in texts[0], texts
+
+
+def test_the_progress_bar_outside_jupyter(capsys):
+    """In a terminal (or a log file) fit's bar is tqdm's text bar, on standard error."""
+    data = TensorDataset(torch.randn(4, 1, 16, 16), torch.randint(0, 2, (4, 16, 16)))
+    fit(UNet(1, 2, depth=1, base_channels=2), DataLoader(data, batch_size=2), epochs=1, progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err
