@@ -231,7 +231,7 @@ def test_seglab_check_in_the_venv_on_a_solved_and_an_unsolved_notebook(kit, venv
         assert json.loads(z.read("MANIFEST.json"))["sha256"] == digest
 
     unsolved = _run([venv["seglab"], "check", "notebooks/04_unet.ipynb", "--no-progress"], cwd=work).stdout
-    assert unsolved.count("… not implemented yet") == 4 and "automatic checks: 0 / 9 points" in unsolved
+    assert unsolved.count("… not implemented yet") == 5 and "automatic checks: 0 / 12 points" in unsolved
     assert "✎ not answered yet" in unsolved
 
 
