@@ -501,3 +501,18 @@ def test_weight_map_check_grades_the_class_weights_and_the_separation_term():
     assert no_balance.points == 0 and "add w_c" in no_balance.message
     borrowed = check_weight_map(lambda i, w0, s: unet_weight_map(i, w0=w0, sigma=s))
     assert borrowed.points == 0 and "unet_weight_map" in borrowed.message
+
+
+def test_the_lent_conv_output_size_cannot_be_kept_for_exercise_1():
+    """A hostile answer keeps the correct conv_output_size that exercise 3's check lends, to answer
+    exercise 1 with it afterwards (e.g. its check cell deleted, so checked at the end): it earns nothing."""
+    namespace = {}
+    exec("kept = []\n"
+         "def conv_output_size(i, k, s=1, p=0, d=1):\n"
+         "    return kept[0](i, k, s, p, d) if kept else 0\n"
+         "def transposed_conv_output_size(i, k, s=1, p=0, d=1, output_padding=0):\n"
+         "    kept.append(conv_output_size)\n"
+         "    return (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1\n", namespace)
+    assert check_transposed_conv_output_size(namespace["transposed_conv_output_size"]).points == 2
+    result = check_conv_output_size(namespace["conv_output_size"])
+    assert result.points == 0 and "for its own call only" in result.message

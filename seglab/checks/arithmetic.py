@@ -154,14 +154,6 @@ def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
     return cases
 
 
-def _exercise_1(i, k, s=1, p=0, d=1):
-    """A correct ``conv_output_size``: it stands in for the student's while exercise 3 is checked."""
-    size = (i + 2 * p - d * (k - 1) - 1) // s + 1
-    if size < 1:
-        raise ValueError(f"no output: the kernel spans {d * (k - 1) + 1} pixels, the padded input {i + 2 * p}")
-    return size
-
-
 def _transposed_call(case: dict, fn):
     require(callable(fn), "pass your function transposed_conv_output_size itself")
     arguments = (case["i"], case["k"], case["s"], case["p"], case["d"], case["output_padding"])
@@ -169,11 +161,23 @@ def _transposed_call(case: dict, fn):
     if not isinstance(names, dict) or "conv_output_size" not in names:
         return fn(*arguments)
     # The exercise suggests reusing exercise 1: grade this one on its own, with a correct conv_output_size
-    # in place of the student's (a mistake there already costs exercise 1's points).
-    own, names["conv_output_size"] = names["conv_output_size"], _exercise_1
+    # in place of the student's (a mistake there already costs exercise 1's points). The stand-in works only
+    # during this call, so it cannot be kept to answer exercise 1.
+    active = [True]
+
+    def conv_output_size(i, k, s=1, p=0, d=1):
+        require(active[0], "exercise 3's check lent a conv_output_size for its own call only: write exercise 1 "
+                           "yourself")
+        size = (i + 2 * p - d * (k - 1) - 1) // s + 1
+        if size < 1:
+            raise ValueError(f"no output: the kernel spans {d * (k - 1) + 1} pixels, the padded input {i + 2 * p}")
+        return size
+
+    own, names["conv_output_size"] = names["conv_output_size"], conv_output_size
     try:
         return fn(*arguments)
     finally:
+        active[0] = False
         names["conv_output_size"] = own
 
 
