@@ -31,7 +31,7 @@ from seglab import distributed
 from seglab.device import pick_device
 from seglab.layers import center_crop
 from seglab.metrics import ConfusionMatrix, check_labels
-from seglab.threads import limit_threads
+from seglab.threads import ThreadTuner, limit_threads, set_threads
 
 __all__ = ["History", "TrainSettings", "atomic_write", "evaluate", "fit", "load_checkpoint", "load_model",
            "make_loader", "predict", "save_checkpoint", "seed_everything"]
@@ -65,7 +65,8 @@ def make_loader(dataset: Dataset, batch_size: int = 32, *, train: bool, device: 
 class History:
     """One dict per finished epoch: ``epoch``, ``train_loss``, ``train_pixel_accuracy``,
     ``train_miou``, ``val_loss``, ``val_pixel_accuracy``, ``val_miou``, ``val_iou`` (per class),
-    ``lr``, ``images_per_second``, ``seconds``. ``history["val_miou"]`` gives one column."""
+    ``lr``, ``images_per_second``, ``seconds``, ``threads`` (CPU threads at the epoch's end).
+    ``history["val_miou"]`` gives one column."""
 
     epochs: list[dict] = field(default_factory=list)
     class_names: tuple[str, ...] | None = None
@@ -227,6 +228,9 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
         train_loader = distributed.shard_loader(train_loader, train=True)
         progress = progress and main
     runner = torch.compile(runner) if compile else runner
+    # on the CPU: fewer threads while they are faster (other programs share the cores; seglab.threads)
+    tuner = ThreadTuner.for_training(settings.device) if world == 1 else None
+    threads_before = torch.get_num_threads()
     optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                                weight_decay=weight_decay)
     steps_per_epoch = len(train_loader)
@@ -269,6 +273,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
             loss_sum = torch.zeros((), device=settings.device)
             images_seen, batches, start = 0, 0, time.perf_counter()
             for batch in train_loader:
+                step_start = time.perf_counter()
                 images, target, pixel_weights = _split_batch(batch)
                 check_labels(target, num_classes, ignore_index)  # on the host: no device-side assert
                 images = settings.to_device(images)
@@ -299,6 +304,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                     lr_scheduler.step()
                 loss_sum += loss.detach()
                 matrix.update(logits.detach(), target)
+                if tuner is not None:  # CPU only: the step has finished (no queued device work to wait for)
+                    tuner.step_done(time.perf_counter() - step_start, images.shape[0])
                 images_seen += images.shape[0]
                 batches += 1
                 bar.update(1)
@@ -319,6 +326,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                 "lr": optimizer.param_groups[0]["lr"],
                 "images_per_second": images_seen / seconds if seconds > 0 else math.nan,
                 "seconds": seconds,
+                "threads": torch.get_num_threads(),
             }
             if val_loader is not None:
                 val = evaluate(model, val_loader, num_classes, ignore_index=ignore_index, device=settings.device,
@@ -340,6 +348,12 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
     finally:
         _close_progress_bar(bar)
         model.to(memory_format=torch.contiguous_format)
+        if tuner is not None:
+            set_threads(threads_before)  # evaluation afterwards: limit_threads() applies the tuner's last choice
+            if verbose:
+                print("threads chosen from step times:", ", ".join(
+                    f"{threads} ({' '.join(f'{n}: {1000 * t:.1f}' for n, t in times.items())} ms/image)"
+                    for threads, times in tuner.decisions))
     return history
 
 

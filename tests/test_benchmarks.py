@@ -14,7 +14,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("throughput.py", ["--seconds", "0.2", "--batch-size", "2", "--size", "32"], "fraction of peak"),
     ("overhead.py", ["--images", "16", "--repeats", "1", "--epochs", "1"], "fit() / minimal loop"),
     ("metrics_speed.py", ["--batches", "2", "--repeats", "1"], "same mIoU"),
-    ("data_speed.py", ["--images", "20"], "images/s"),
+    ("data_speed.py", ["--images", "20", "--models", "fcn8s", "--n-train", "16"], "data <= 5 %"),
+    ("contention.py", ["--models", "fcn8s", "--seconds", "1", "--images", "16", "--scenarios", "alone",
+                       "--repeats", "1"],
+     "idle throughput"),
+    ("notebook_times.py", ["--notebooks", "00"], "Run All s"),
     ("grading.py", ["--count", "2", "--timeout", "5"], "identical to one by one"),
 ])
 def test_benchmark_script_runs(script, args, expect):

@@ -473,7 +473,7 @@ def test_a_wrong_exercise_1_is_not_penalised_again_in_exercise_3():
 
 
 def _student_weight_map(instances, w0=10.0, sigma=5.0, two=2.0, class_weights=True):
-    """An honest answer to notebook 04's exercise 5 (``two``/``class_weights``: plant a mistake)."""
+    """An honest answer to notebook 04's exercise 4 (``two``/``class_weights``: plant a mistake)."""
     height, width = instances.shape
     objects = instances > 0
     total, count = instances.numel(), int(objects.sum())

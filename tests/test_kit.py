@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,10 @@ def test_kit_holds_notebooks_wheel_and_readme(kit):
     readme = (folder / "README.md").read_text(encoding="utf-8")
     assert f'python3 -m pip install "{WHEEL}[lab]"' in readme and "jupyter lab notebooks/" in readme
     assert "seglab check" in readme
+    # every notebook's measured Run All time and exercise estimate, read from its opening cell, for planning
+    rows = [line for line in readme.splitlines() if line.startswith("| `notebooks/")]
+    assert len(rows) == len(NOTEBOOKS) and all("?" not in row.split("|")[3] for row in rows), rows
+    assert re.search(r"04_unet.ipynb` \| [^|]+ \| \d+ min; about an hour \|", readme)
     with zipfile.ZipFile(folder / WHEEL) as wheel:
         names = wheel.namelist()
         metadata = wheel.read(f"seglab-{__version__}.dist-info/METADATA").decode()

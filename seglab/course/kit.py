@@ -180,9 +180,12 @@ def kit_readme(wheel_name: str, notebooks: list[Path], wheel_url: str = "") -> s
     """The student's README: two commands to start, then how to check and hand in a notebook."""
     rows = []
     for path in notebooks:
-        title = next((line.lstrip("# ").strip() for line in nbformat.read(path, as_version=4).cells[0].source
-                     .splitlines() if line.startswith("# ")), path.stem)
-        rows.append(f"| `notebooks/{path.name}` | {title} |")
+        opening = nbformat.read(path, as_version=4).cells[0].source
+        title = next((line.lstrip("# ").strip() for line in opening.splitlines() if line.startswith("# ")), path.stem)
+        run_all = re.search(r"Run All takes about ([^ ]+ [a-z]+)", opening)  # the opening cell's "**Time.**" line
+        exercises = re.search(r"take a prepared student (.+?) \(our estimate\)", opening, flags=re.S)
+        timing = f"{run_all.group(1) if run_all else '?'}; {' '.join(exercises.group(1).split()) if exercises else '?'}"
+        rows.append(f"| `notebooks/{path.name}` | {title} | {timing} |")
     colab = (f"its first cell installs seglab from `{wheel_url}` when you set `INSTALL_SEGLAB = True` there."
              if wheel_url else f"upload `{wheel_name}` and run `%pip install {wheel_name}` in a cell first.")
     return f"""# Semantic Segmentation with Deep Learning: course kit
@@ -223,8 +226,8 @@ Each notebook's first cell checks that seglab is installed and, if it is not, sa
 
 ## The notebooks
 
-| notebook | topic |
-|---|---|
+| notebook | topic | Run All (measured, 2-core CPU); exercises (estimated) |
+|---|---|---|
 {chr(10).join(rows)}
 
 Each exercise is a function (or a short answer) for you to write, followed by a check that tests it on

@@ -14,6 +14,7 @@ touching nuclei are always divided by a line of boundary pixels.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,16 @@ def _semantic_labels(instances: np.ndarray, labels: str) -> np.ndarray:
     return semantic
 
 
+@functools.lru_cache(maxsize=2)
+def _whole_weight_map(root: str) -> np.ndarray:
+    """The weight map of the whole image in ``root``, made once per process (1–2 s) for both splits."""
+    from seglab.data.weight_map import unet_weight_map
+
+    weights = unet_weight_map(load_nuclei(root)[1]).numpy()
+    weights.flags.writeable = False  # shared by every data set made from this image
+    return weights
+
+
 class NucleiDataset(Dataset):
     """Crops of the nuclei image: ``(image (1, crop, crop) float32, mask (crop, crop) int64)``.
 
@@ -99,9 +110,7 @@ class NucleiDataset(Dataset):
         self.mask = _semantic_labels(instances, labels)[:, columns]  # boundaries use the full image
         self.weights = None
         if weight_map:  # computed on the whole image, so objects beyond a crop's edge still count
-            from seglab.data.weight_map import unet_weight_map
-
-            self.weights = np.ascontiguousarray(unet_weight_map(instances).numpy()[:, columns])
+            self.weights = np.ascontiguousarray(_whole_weight_map(str(root or DEFAULT_ROOT))[:, columns])
         height, region_width = self.image.shape
         if crop > min(height, region_width):
             raise ValueError(f"crop {crop} is larger than the {split} region ({height}x{region_width}): "

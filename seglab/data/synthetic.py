@@ -16,7 +16,8 @@ class      what                               what it tests
 
 Objects are brighter *or* darker than the background around them, by a random amount, so only
 their shape tells the class. Every image is a pure function of ``(seed, index)``: the same in any
-worker process, in any order.
+worker process, in any order. A data set keeps the images it has made (up to ``CACHE_BYTES``), so the
+second and later epochs cost no generation time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = ["CLASS_NAMES", "PALETTE", "ShapesConfig", "SyntheticShapes", "render_
 CLASS_NAMES = ("background", "blob", "polygon", "curve", "spot")
 #: RGB colours (0..255) of the classes, used by seglab.viz for masks and overlays.
 PALETTE = ((0, 0, 0), (230, 159, 0), (86, 180, 233), (240, 228, 66), (213, 94, 0))
+#: The most memory a SyntheticShapes keeps for made images (1,000 of 64x64 take 20 MB); larger sets regenerate.
+CACHE_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ class SyntheticShapes(Dataset):
     >>> image, mask = data[3]
     >>> image.shape, mask.shape, mask.dtype
     (torch.Size([1, 48, 48]), torch.Size([48, 48]), torch.int64)
+
+    Made images are kept (``cache=False``, or more than ``CACHE_BYTES`` of them, makes them anew each
+    time; they are the same either way).
     """
 
     class_names = CLASS_NAMES
@@ -170,11 +176,15 @@ class SyntheticShapes(Dataset):
     in_channels = 1
     ignore_index = 255
 
-    def __init__(self, n: int, size: int = 64, seed: int = 0, config: ShapesConfig | None = None, **knobs):
+    def __init__(self, n: int, size: int = 64, seed: int = 0, config: ShapesConfig | None = None, *,
+                 cache: bool = True, **knobs):
         if n < 1 or size < 16:
             raise ValueError(f"SyntheticShapes needs n >= 1 and size >= 16, got n={n}, size={size}")
         self.n, self.size, self.seed = n, size, seed
         self.config = config or ShapesConfig(**knobs)
+        # made images by index: image float32 + mask uint8 = 5 bytes per pixel
+        self._made: dict[int, tuple[np.ndarray, np.ndarray]] | None = (
+            {} if cache and n * size * size * 5 <= CACHE_BYTES else None)
 
     def __len__(self) -> int:
         return self.n
@@ -182,6 +192,11 @@ class SyntheticShapes(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not -self.n <= index < self.n:
             raise IndexError(f"index {index} out of range for {self.n} images")
-        rng = np.random.default_rng([self.seed, index % self.n])
-        image, mask = render_shapes(rng, self.size, self.config)
-        return torch.from_numpy(image)[None], torch.from_numpy(mask).long()  # (1, H, W), (H, W)
+        index %= self.n
+        made = self._made.get(index) if self._made is not None else None
+        if made is None:
+            made = render_shapes(np.random.default_rng([self.seed, index]), self.size, self.config)
+            if self._made is not None:
+                self._made[index] = made
+        image, mask = made
+        return torch.from_numpy(image.copy())[None], torch.from_numpy(mask).long()  # (1, H, W), (H, W): copies
