@@ -6,6 +6,7 @@ is a no-op, so single-process code pays nothing. The backend is NCCL on CUDA and
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -35,6 +36,9 @@ def setup(device: torch.device) -> int:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # leave the group while Python is still whole: a process that exits without it can abort at interpreter
+        # shutdown ("terminate called without an active exception": Gloo's threads outlive the interpreter)
+        atexit.register(dist.destroy_process_group)
     return world_size()
 
 
