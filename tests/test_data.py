@@ -268,3 +268,17 @@ def test_nuclei_weight_map_turns_with_the_crop():
         assert weights.shape == mask.shape and weights.dtype == torch.float32
         nucleus_weights |= set(weights[mask > 0].tolist())  # w_c alone: the term is on background pixels
     assert len(nucleus_weights) == 1  # the same everywhere: weights flipped and turned with the mask
+
+
+def test_synthetic_images_are_kept_identical_and_callers_cannot_change_them():
+    from seglab.data import SyntheticShapes
+
+    kept, fresh = SyntheticShapes(6, seed=4), SyntheticShapes(6, seed=4, cache=False)
+    first = kept[2]
+    first[0].add_(1.0)  # a caller's in-place edit of a returned image
+    first[1].zero_()
+    again = kept[2]  # made once, now from the kept copy
+    assert all(torch.equal(a, b) for a, b in zip(again, fresh[2], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(kept[-4], fresh[2], strict=True))  # negative index, same image
+    assert len(kept._made) == 1 and fresh._made is None
+    assert SyntheticShapes(10**6, size=64)._made is None  # more than CACHE_BYTES: made anew every time
