@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -36,10 +38,29 @@ def setup(device: torch.device) -> int:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        # leave the group while Python is still whole: a process that exits without it can abort at interpreter
-        # shutdown ("terminate called without an active exception": Gloo's threads outlive the interpreter)
-        atexit.register(dist.destroy_process_group)
+        atexit.register(_leave_group)
     return world_size()
+
+
+EXIT_BARRIER_SECONDS = 60
+
+
+def _leave_group() -> None:
+    """At exit: wait until every process has finished its work (after a normal exit), then leave the group
+    while Python is still whole. A process that tears its group down while another still works with it, or
+    exits without leaving, can abort at interpreter shutdown ("terminate called without an active
+    exception"; pytorch/pytorch#190489, #179291); PyTorch's own tests end with a barrier and the destroy."""
+    if not dist.is_initialized():  # the user's script left the group itself
+        return
+    if getattr(sys, "last_value", None) is None:  # no uncaught exception: the other processes are finishing too
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=EXIT_BARRIER_SECONDS))
+            else:
+                dist.barrier()
+        except RuntimeError:  # another process failed or left already: leave all the same
+            pass
+    dist.destroy_process_group()
 
 
 class ShardSampler(Sampler):

@@ -151,19 +151,22 @@ class ThreadTuner:
     """Picks PyTorch's thread count for CPU training from measured step times.
 
     Call :meth:`step_done` after every training step with its seconds and images; the tuner sets the
-    thread count for the next step. It trials each candidate (:func:`candidate_counts`) for ``block``
-    steps (the first of each block only settles, the others are timed), trains with the fastest per
-    image, and trials again after ``interval`` seconds (doubled, up to ``longest``, while the choice
+    thread count for the next step. It trials each candidate (:func:`candidate_counts`, fewest first) for
+    ``block`` steps (the first of each block only settles, the others are timed), trains with the fastest
+    per image, and trials again after ``interval`` seconds (doubled, up to ``longest``, while the choice
     stays the same) or as soon as the median of the last ``block`` steps differs from the trial's by more
-    than ``change`` times (another process started or stopped using the cores). ``decisions`` keeps
+    than ``change`` times (another process started or stopped using the cores). A count whose step,
+    settling or timed, takes more than ``give_up`` times the best median so far is dropped from the trial
+    at once: on shared cores a step with too many threads can take seconds, and one such step says enough.
+    The warm-up steps run with one thread for the same reason. ``decisions`` keeps
     ``(threads, {count: seconds per image})`` per trial.
     """
 
     def __init__(self, most: int, *, warmup: int = 2, block: int = 4, interval: float = 10.0,
-                 longest: float = 60.0, change: float = 1.5, clock=time.perf_counter):
-        self.candidates = candidate_counts(most)
+                 longest: float = 60.0, change: float = 1.5, give_up: float = 2.0, clock=time.perf_counter):
+        self.candidates = candidate_counts(most)[::-1]  # fewest first: the cheap trial sets the bar
         self.choice = self.candidates[0]
-        self.warmup, self.block, self.change, self.clock = warmup, block, change, clock
+        self.warmup, self.block, self.change, self.give_up, self.clock = warmup, block, change, give_up, clock
         self.first_interval, self.longest, self.interval = interval, longest, interval
         self.decisions: list[tuple[int, dict[int, float]]] = []
         self._queue: list[tuple[int, bool]] = []  # (threads, timed) of the trial steps still to run
@@ -191,8 +194,11 @@ class ThreadTuner:
             return
         if self._queue:
             threads, timed = self._queue.pop(0)
-            if timed:
+            hopeless = per_image > self.give_up * self._best_so_far(other_than=threads)
+            if timed or hopeless:
                 self._trial.setdefault(threads, []).append(per_image)
+            if hopeless:  # far slower than a count already tried: its other steps would only cost time
+                self._queue = [(count, timed) for count, timed in self._queue if count != threads]
             if self._queue:
                 self._use(self._queue[0][0])
             else:
@@ -213,6 +219,11 @@ class ThreadTuner:
         self._queue = [(threads, step > 0) for threads in self.candidates for step in range(self.block)]
         self._trial, self._recent = {}, []
         self._use(self._queue[0][0])
+
+    def _best_so_far(self, other_than: int) -> float:
+        """The lowest median seconds per image of the other counts this trial has timed (inf if none)."""
+        medians = [statistics.median(times) for threads, times in self._trial.items() if threads != other_than]
+        return min(medians, default=math.inf)
 
     def _decide(self) -> None:
         medians = {threads: statistics.median(times) for threads, times in self._trial.items() if times}

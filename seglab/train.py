@@ -229,8 +229,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
         progress = progress and main
     runner = torch.compile(runner) if compile else runner
     # on the CPU: fewer threads while they are faster (other programs share the cores; seglab.threads)
+    threads_before = torch.get_num_threads()  # before the tuner sets its first count
     tuner = ThreadTuner.for_training(settings.device) if world == 1 else None
-    threads_before = torch.get_num_threads()
     optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                                weight_decay=weight_decay)
     steps_per_epoch = len(train_loader)

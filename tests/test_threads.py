@@ -128,6 +128,22 @@ def test_tuner_drops_to_one_thread_when_the_cores_are_shared_and_comes_back(rest
     assert tuner.choice == 2 and torch.get_num_threads() == 2
 
 
+def test_a_count_far_slower_than_the_best_costs_one_step_per_trial(restore_threads):
+    from seglab.threads import ThreadTuner
+
+    spinning = {2: 0.400, 1: 0.020}  # beside two busy loops a step with two threads can take seconds
+    clock = FakeClock()
+    tuner = ThreadTuner(2, clock=clock, interval=10, longest=10)
+    used = []
+    for _ in range(400):
+        used.append(torch.get_num_threads())
+        train(tuner, clock, spinning, 1)
+    assert used[:2] == [1, 1], "the warm-up runs with one thread"
+    assert all(choice == 1 for choice, _ in tuner.decisions) and len(tuner.decisions) >= 3
+    assert used.count(2) == len(tuner.decisions), "one step with two threads per trial, not a block of four"
+    assert used.count(2) / len(used) < 0.05
+
+
 def test_tuner_is_used_only_for_cpu_training_under_the_adaptive_policy(monkeypatch, restore_threads):
     from seglab.threads import ThreadTuner
 
@@ -136,7 +152,7 @@ def test_tuner_is_used_only_for_cpu_training_under_the_adaptive_policy(monkeypat
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr("seglab.threads.cgroup_cpu_quota", lambda root="": None)
     torch.set_num_threads(4)
-    assert ThreadTuner.for_training(torch.device("cpu")).candidates == [4, 2, 1]
+    assert ThreadTuner.for_training(torch.device("cpu")).candidates == [1, 2, 4]  # fewest first
     assert ThreadTuner.for_training(torch.device("cuda")) is None  # a GPU's speed does not depend on them
     monkeypatch.setenv("SEGLAB_THREAD_POLICY", "fixed")
     assert ThreadTuner.for_training(torch.device("cpu")) is None
