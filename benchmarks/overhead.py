@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
 from seglab.data import SyntheticShapes
+from seglab.device import DeviceSettings
 from seglab.recipes import Recipe, make_model
-from seglab.train import TrainSettings, fit, seed_everything
+from seglab.train import fit, seed_everything
 
 
 def minimal_loop(model, loader, settings, epochs):
@@ -45,7 +46,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    settings = TrainSettings.choose("auto")
+    settings = DeviceSettings.choose("auto")
     data = SyntheticShapes(args.images)
     images, masks = map(torch.stack, zip(*[data[i] for i in range(len(data))], strict=True))
     loader = DataLoader(TensorDataset(images, masks), batch_size=Recipe.batch_size, shuffle=False)

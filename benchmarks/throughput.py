@@ -24,8 +24,9 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
-from seglab.recipes import MODEL_NAMES, Recipe, make_model
-from seglab.train import TrainSettings
+from seglab.device import DeviceSettings
+from seglab.models import trainable_models
+from seglab.recipes import Recipe, make_model
 
 
 def training_step(model, optimizer, images, target, settings):
@@ -61,8 +62,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--size", type=int, default=Recipe.size)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--models", nargs="+", default=trainable_models(), choices=trainable_models())
     args = parser.parse_args()
-    settings = TrainSettings.choose("auto")
+    settings = DeviceSettings.choose("auto")
     print(f"machine: {machine()}\nsettings: {settings}\n")
 
     peak_rows, peak = [], 0.0
@@ -84,7 +86,7 @@ def main() -> int:
     print(f"\npeak: {peak:.1f} GFLOP/s\n")
 
     rows = []
-    for name in MODEL_NAMES:
+    for name in args.models:
         model = make_model(name, Recipe(), in_channels=1, num_classes=5).to(settings.device)
         if settings.channels_last:
             model.to(memory_format=torch.channels_last)

@@ -10,10 +10,12 @@ arithmetic for deep learning" (2016), derives them.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "ReceptiveField",
     "conv_output_size",
     "layer_geometry",
+    "measured_receptive_field",
     "pool_output_size",
     "receptive_field",
     "receptive_fields",
@@ -255,3 +258,56 @@ def receptive_field(layers) -> ReceptiveField:
     """
     fields = receptive_fields(layers)
     return fields[-1] if fields else ReceptiveField(size=1, jump=1, start=0.0)
+
+
+def measured_receptive_field(model: nn.Module, *, in_channels: int | None = None, width: int | None = None,
+                             largest: int = 4096) -> int:
+    """The receptive field in input rows of the output pixel in the middle of the image, measured: the rows
+    whose gradient is non-zero, in a copy of ``model`` whose weights are positive and whose max-poolings
+    average (so that no gradient cancels out or is routed to one pixel). It works for any model, also those
+    whose field :func:`receptive_field` cannot read from the layers (HRNet's exchanges between resolutions,
+    the multi-scale models' resized inputs, an upsampled output); the image grows until the field fits.
+
+    >>> measured_receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3)))
+    8
+    """
+    probe = _positive_copy(model).eval()
+    in_channels = in_channels or getattr(model, "in_channels", None) or _first_conv(probe).in_channels
+    minimum = model.min_input_size() if hasattr(model, "min_input_size") else 1
+    width = width or max(minimum, 8)
+    height = max(64, minimum)
+    while True:
+        x = torch.ones(1, in_channels, height, width, requires_grad=True)
+        out = probe(x)  # (1, K, H', W')
+        out[0, 0, out.shape[-2] // 2, out.shape[-1] // 2].backward()
+        rows = (x.grad[0].abs().sum((0, 2)) > 0).nonzero().flatten()  # (rows that reach the pixel,)
+        first, last = int(rows[0]), int(rows[-1])
+        if first > 0 and last < height - 1:  # the whole field lies inside the image
+            return last - first + 1
+        if height >= largest:
+            raise ValueError(f"the receptive field of {type(model).__name__} is wider than {largest} rows "
+                             "(or the whole image): pass a larger `largest`")
+        height *= 2
+
+
+def _positive_copy(model: nn.Module) -> nn.Module:
+    probe = copy.deepcopy(model).float()
+    with torch.no_grad():
+        for name, parameter in probe.named_parameters():
+            parameter.copy_(torch.full_like(parameter, 1.0 if name.endswith("weight") else 0.01))
+    for layer in probe.modules():  # normalisation by the defaults (mean 0, variance 1): stays positive
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.reset_running_stats()
+    for parent in probe.modules():  # max-pooling passes the gradient to one pixel: average instead
+        for name, child in parent.named_children():
+            if isinstance(child, nn.MaxPool2d):
+                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
+                                                   ceil_mode=child.ceil_mode))
+    return probe
+
+
+def _first_conv(module: nn.Module) -> nn.Conv2d:
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            return layer
+    raise ValueError(f"{type(module).__name__} has no convolution: pass in_channels")

@@ -7,6 +7,8 @@ import os
 import platform
 import sys
 
+from seglab.report import table
+
 __all__ = ["main"]
 
 
@@ -37,45 +39,63 @@ def _info(_args: argparse.Namespace) -> int:
         ("seglab threads", "{} for training and evaluation ({})".format(*thread_choice())),
         ("platform", platform.platform()),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
+    print(table(None, rows, markdown=False))
     return 0
 
 
 def _print_result(result: dict, class_names) -> None:
-    width = max(len(n) for n in class_names)
-    print(f"{'class'.ljust(width)}    IoU   Dice")
-    for name, iou, dice in zip(class_names, result["iou"], result["dice"], strict=True):
-        print(f"{name.ljust(width)}  {iou:5.3f}  {dice:5.3f}")
-    print(f"{'mean'.ljust(width)}  {result['miou']:5.3f}  {result['mean_dice']:5.3f}")
+    rows = [list(row) for row in zip(class_names, result["iou"], result["dice"], strict=True)]
+    print(table(["class", "IoU", "Dice"], [*rows, ["mean", result["miou"], result["mean_dice"]]], markdown=False))
     print(f"pixel accuracy {result['pixel_accuracy']:.3f}, loss {result['loss']:.4f}")
 
 
 def _recipe(args: argparse.Namespace):
+    from dataclasses import fields
+
     from seglab.recipes import Recipe
 
-    return Recipe(data=args.data, size=args.size, n_train=args.n_train, n_val=args.n_val, epochs=args.epochs,
-                  batch_size=args.batch_size, lr=args.lr, base_channels=args.base_channels, seed=args.seed)
+    return Recipe(**{setting.name: getattr(args, setting.name) for setting in fields(Recipe)})
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`seglab.recipes.Recipe`, with its default and help text."""
+    from dataclasses import fields
+
+    from seglab.recipes import Recipe
+
+    for setting in fields(Recipe):
+        flag, options = "--" + setting.name.replace("_", "-"), dict(setting.metadata)
+        if setting.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=setting.default, **options)
+        else:
+            kind = type(setting.default)
+            parser.add_argument(flag, type=kind, default=setting.default, metavar=options.pop("metavar", None)
+                                or (None if "choices" in options else kind.__name__.upper()),
+                                **{**options, "help": options["help"] + " (default: %(default)s)"})
 
 
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from seglab import distributed
+    from seglab.checkpoints import atomic_write, load_checkpoint
+    from seglab.evaluation import evaluate
     from seglab.recipes import train_model
-    from seglab.train import atomic_write, evaluate, load_checkpoint, make_loader
+    from seglab.train import make_loader
 
     recipe = _recipe(args)
     checkpoint = args.checkpoint or f"runs/{args.model}-{args.data}.pt"
     say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)  # torchrun: rank 0 speaks
     say(f"training {args.model} on {args.data} data for {args.epochs} epochs (device {args.device})")
-    model, history, (train_set, val_set) = train_model(args.model, recipe, device=args.device, checkpoint=checkpoint,
-                                                       resume=args.resume, progress=not args.no_progress)
+    amp = {"on": True, "off": False}.get(args.amp, args.amp)
+    model, history, (train_set, val_set) = train_model(args.model, recipe, device=args.device, amp=amp,
+                                                       checkpoint=checkpoint, resume=args.resume,
+                                                       progress=not args.no_progress)
     if not history.epochs:
         say(f"no epoch finished ({history.stop_reason}); nothing saved")
         return 1
-    result = evaluate(model, make_loader(val_set, 64, train=False, device=args.device), device=args.device)
+    result = evaluate(model, make_loader(val_set, recipe.val_batch_size, train=False, device=args.device),
+                      device=args.device)
     if distributed.is_main_process():
         state = load_checkpoint(checkpoint)  # record the recipe, so `seglab evaluate` can rebuild the data
         state["recipe"] = asdict(recipe)
@@ -89,8 +109,10 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from seglab.checkpoints import load_model
+    from seglab.evaluation import evaluate
     from seglab.recipes import Recipe, make_datasets
-    from seglab.train import evaluate, load_model, make_loader
+    from seglab.train import make_loader
 
     model, state = load_model(args.checkpoint)
     recipe = Recipe(**state["recipe"]) if state.get("recipe") else None
@@ -101,7 +123,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("data", args.data), ("size", args.size), ("n_val", args.n_val)) if v is not None}
     recipe = replace(recipe, **changes)
     _, val_set = make_datasets(replace(recipe, n_train=1))
-    result = evaluate(model, make_loader(val_set, 64, train=False, device=args.device), device=args.device)
+    result = evaluate(model, make_loader(val_set, recipe.val_batch_size, train=False, device=args.device),
+                      device=args.device)
     print(f"{args.checkpoint}: {state['config']['name']} after {state['epoch']} epochs, {recipe.data} validation data")
     _print_result(result, val_set.class_names)
     return 0
@@ -201,7 +224,7 @@ def _write_feedback(folder, rows, sheet) -> None:
 
 
 def _grade_merge(argv: list[str]) -> int:
-    from seglab.course.grade import merge_csvs, summary, write_csv
+    from seglab.course.grade import merge_csvs, points_table, write_csv
     from seglab.course.manual import read_entries, sheet_path, write_sheet
 
     parser = argparse.ArgumentParser(prog="seglab grade merge",
@@ -218,7 +241,7 @@ def _grade_merge(argv: list[str]) -> int:
     sheets = [sheet_path(path) for path in args.csvs if sheet_path(path).is_file()]
     if sheets:  # the shards' answers to grade by hand, in one sheet beside the joined grades
         write_sheet([entry for sheet in sheets for entry in read_entries(sheet)], sheet_path(args.out))
-    print(summary(rows))
+    print(points_table(rows))
     print(f"\n{len(rows)} rows from {len(args.csvs)} shards written to {args.out}"
           + (f"; answers to grade by hand in {sheet_path(args.out)}" if sheets else ""))
     return 0
@@ -227,7 +250,7 @@ def _grade_merge(argv: list[str]) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from seglab.course.grade import append_csv, grade, load_exercises, read_csv, summary, write_csv
+    from seglab.course.grade import append_csv, grade, load_exercises, points_table, read_csv, write_csv
     from seglab.course.manual import collect_answers, sheet_path, write_sheet
     from seglab.course.sandbox import Limits, SandboxUnavailable
 
@@ -247,7 +270,7 @@ def _grade(args: argparse.Namespace) -> int:
         write_csv(rows, out)
         if args.feedback:
             _write_feedback(args.feedback, rows, sheet)
-        print(summary(rows))
+        print(points_table(rows))
         print(f"\n{len(rows)} rows written to {out}")
         return 0
     previous = read_csv(out) if args.resume and out.exists() else []
@@ -279,7 +302,7 @@ def _grade(args: argparse.Namespace) -> int:
     write_csv(rows, out)
     if args.feedback:
         _write_feedback(args.feedback, rows, sheet)
-    print(summary(rows))
+    print(points_table(rows))
     print(f"\n{len(rows)} rows written to {out}; answers to grade by hand in {sheet} (then: seglab grade --manual "
           f"{sheet} --out {out})")
     return 0
@@ -320,6 +343,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seglab.models import trainable_models
+    from seglab.recipes import DATA
+
     parser = argparse.ArgumentParser(
         prog="seglab",
         description="Semantic segmentation with deep learning: the course package's command line.")
@@ -327,27 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, compute device and threads")
     info.set_defaults(func=_info)
 
-    train = sub.add_parser("train", help="train a model on the synthetic or the nuclei data")
-    train.add_argument("--data", choices=["synthetic", "nuclei"], default="synthetic")
-    train.add_argument("--model", choices=["unet", "fcn8s", "fcn16s", "fcn32s"], default="unet")
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=3e-3)
-    train.add_argument("--size", type=int, default=64, help="image (crop) side in pixels")
-    train.add_argument("--n-train", type=int, default=1000, help="training images (crops) per epoch")
-    train.add_argument("--n-val", type=int, default=200, help="validation images (synthetic data)")
-    train.add_argument("--base-channels", type=int, default=16, help="U-Net width")
+    train = sub.add_parser("train", help="train a model on the synthetic or the nuclei data",
+                           description="Train a model with the course's recipe (seglab.recipes.Recipe: every option "
+                                       "below from --data to --weight-map is one of its fields).")
+    train.add_argument("--model", choices=trainable_models(), default="unet", help="default: %(default)s")
+    _add_recipe_options(train)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    train.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision")
+    train.add_argument("--amp", choices=["auto", "on", "off", "bf16", "fp16"], default="auto",
+                       help="mixed precision: auto = on for CUDA, off elsewhere; on = bf16 where supported, else fp16")
     train.add_argument("--checkpoint", help="where to save (default runs/MODEL-DATA.pt)")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser("evaluate", help="per-class IoU of a checkpoint on validation data")
     evaluate.add_argument("checkpoint")
-    evaluate.add_argument("--data", choices=["synthetic", "nuclei"], help="default: the data it was trained on")
+    evaluate.add_argument("--data", choices=DATA, help="default: the data it was trained on")
     evaluate.add_argument("--size", type=int)
     evaluate.add_argument("--n-val", type=int)
     evaluate.add_argument("--device", default="auto")

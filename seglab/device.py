@@ -1,10 +1,15 @@
-"""Which device to compute on: ``"auto"`` picks CUDA, then Apple's MPS, then the CPU."""
+"""Which device to compute on (``"auto"`` picks CUDA, then Apple's MPS, then the CPU) and how: mixed
+precision on CUDA (bf16 where supported, else fp16 with a gradient scaler), channels_last memory layout on
+CUDA and the CPU."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["pick_device"]
+__all__ = ["DeviceSettings", "pick_device"]
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -31,3 +36,41 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device {device!r} was asked for but MPS is not available here: use 'auto' or 'cpu'")
     return chosen
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """How to compute on a device: precision (autocast dtype, gradient scaler) and memory format. ``fit`` and
+    ``evaluate`` choose them with :meth:`choose` (``fit(..., verbose=True)`` prints them)."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None: full precision
+    grad_scaler: bool
+    channels_last: bool
+
+    @classmethod
+    def choose(cls, device, amp="auto", channels_last="auto") -> DeviceSettings:
+        device = pick_device(device)
+        if amp == "auto":
+            amp = device.type == "cuda"
+        if amp is False or amp is None:
+            dtype = None
+        elif amp in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        elif amp is True:
+            cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+            dtype = torch.bfloat16 if device.type != "cuda" or cuda_bf16 else torch.float16
+        else:
+            raise ValueError(f'amp must be "auto", True, False, "bf16" or "fp16", got {amp!r}')
+        if channels_last == "auto":
+            channels_last = device.type in ("cuda", "cpu")
+        return cls(device, dtype, dtype == torch.float16 and device.type == "cuda", bool(channels_last))
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images

@@ -54,8 +54,9 @@ class ConfusionMatrix:
         self.matrix.zero_()
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch: ``preds`` as labels ``(B, H, W)`` or logits ``(B, K, H, W)``; ``target`` ``(B, H, W)``."""
+    def update(self, preds: torch.Tensor, target: torch.Tensor, *, labels_checked: bool = False) -> None:
+        """Add a batch: ``preds`` as labels ``(B, H, W)`` or logits ``(B, K, H, W)``; ``target`` ``(B, H, W)``.
+        ``labels_checked=True``: the caller ran :func:`check_labels` on these targets already (saves a sync)."""
         if preds.is_floating_point():
             if preds.ndim != target.ndim + 1 or preds.shape[1] != self.num_classes:
                 raise ValueError(f"logits must be (B, {self.num_classes}, H, W) for targets (B, H, W), got "
@@ -64,7 +65,8 @@ class ConfusionMatrix:
         if preds.shape != target.shape:
             raise ValueError(f"predictions {tuple(preds.shape)} and targets {tuple(target.shape)} differ in shape: "
                              "crop or resize the targets to the model's output size")
-        check_labels(target, self.num_classes, self.ignore_index)
+        if not labels_checked:
+            check_labels(target, self.num_classes, self.ignore_index)
         if self.matrix.device != target.device:
             self.matrix = self.matrix.to(target.device)
         k = self.num_classes

@@ -7,30 +7,40 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from seglab.history import History
 from seglab.models import build_model
-from seglab.train import History, fit, make_loader, seed_everything
+from seglab.train import fit, make_loader, seed_everything
 
-__all__ = ["MODEL_NAMES", "Recipe", "make_datasets", "make_model", "train_model"]
+__all__ = ["Recipe", "make_datasets", "make_model", "train_model"]
 
-MODEL_NAMES = ("fcn32s", "fcn16s", "fcn8s", "unet")
+DATA = ("synthetic", "nuclei")
+
+
+def _setting(default, help: str, **argparse_options):
+    """A recipe field with its help text: the one declaration that ``seglab train``'s options are made from."""
+    return field(default=default, metadata={"help": help, **argparse_options})
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a model is trained on the course's tasks: on a 2-core CPU a U-Net run takes about 2 minutes."""
+    """How a model is trained on the course's tasks (a U-Net run: about 8 minutes on a 2-core CPU).
 
-    data: str = "synthetic"  # or "nuclei"
-    size: int = 64  # image (crop) side
-    n_train: int = 1000  # images (crops) per epoch
-    n_val: int = 200  # validation images (synthetic data)
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 3e-3
-    base_channels: int = 16  # U-Net width
-    seed: int = 0
-    weight_map: bool = False  # nuclei: weight each pixel's loss with the U-Net paper's weight map
+    Args: every field below, with its help text; ``seglab train --help`` lists the same ones.
+    """
+
+    data: str = _setting("synthetic", "the task: synthetic shapes or the nuclei images", choices=DATA)
+    size: int = _setting(64, "image (crop) side in pixels")
+    n_train: int = _setting(1000, "training images (crops) per epoch")
+    n_val: int = _setting(200, "validation images (synthetic data)")
+    epochs: int = _setting(20, "passes over the training images")
+    batch_size: int = _setting(8, "training images per step")
+    val_batch_size: int = _setting(64, "images per validation step (no gradients: larger batches fit)")
+    lr: float = _setting(3e-3, "AdamW's peak learning rate (one-cycle schedule over the run)")
+    base_channels: int = _setting(16, "U-Net width: channels of its first level")
+    seed: int = _setting(0, "seed of the data, the weights and the shuffling")
+    weight_map: bool = _setting(False, "nuclei: weight each pixel's loss with the U-Net paper's weight map")
 
     def quick(self) -> Recipe:
         """A much smaller run when ``SEGLAB_QUICK=1`` (tests and CI), the recipe itself otherwise."""
@@ -51,25 +61,27 @@ def make_datasets(recipe: Recipe):
     if recipe.data == "nuclei":
         return NucleiDataset("train", crop=recipe.size, n=recipe.n_train, seed=recipe.seed,
                              weight_map=recipe.weight_map), NucleiDataset("val", crop=recipe.size)
-    raise ValueError(f'data must be "synthetic" or "nuclei", got {recipe.data!r}')
+    raise ValueError(f"data must be one of {DATA}, got {recipe.data!r}")
 
 
 def make_model(name: str, recipe: Recipe, *, in_channels: int, num_classes: int, **kwargs):
-    """A model by name (``MODEL_NAMES``) sized as the recipe says; ``kwargs`` go to the U-Net (``up``, ``merge``)."""
+    """A model by name (``seglab.models.MODELS``) sized as the recipe says; ``kwargs`` go to its builder (the
+    U-Net's ``up``, ``merge``)."""
     if name == "unet":
         kwargs.setdefault("base_channels", recipe.base_channels)
     return build_model(name, in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
-def train_model(name: str, recipe: Recipe = Recipe(), *, device="auto", progress: bool = True,
+def train_model(name: str, recipe: Recipe = Recipe(), *, device="auto", amp="auto", progress: bool = True,
                 checkpoint=None, resume: bool = False, **model_kwargs) -> tuple:
-    """Build, seed and train a model with the recipe: returns ``(model, history, (train, val))``."""
+    """Build, seed and train a model with the recipe: returns ``(model, history, (train, val))``. ``amp``
+    goes to :func:`seglab.train.fit` (mixed precision: ``"auto"`` uses it on CUDA)."""
     seed_everything(recipe.seed)
     train_set, val_set = make_datasets(recipe)
     model = make_model(name, recipe, in_channels=train_set.in_channels, num_classes=train_set.num_classes,
                        **model_kwargs)
     train_loader = make_loader(train_set, recipe.batch_size, train=True, device=device, seed=recipe.seed)
-    val_loader = make_loader(val_set, 64, train=False, device=device)
+    val_loader = make_loader(val_set, recipe.val_batch_size, train=False, device=device)
     history: History = fit(model, train_loader, val_loader, epochs=recipe.epochs, lr=recipe.lr, device=device,
-                           checkpoint=checkpoint, resume=resume, progress=progress)
+                           amp=amp, checkpoint=checkpoint, resume=resume, progress=progress)
     return model, history, (train_set, val_set)

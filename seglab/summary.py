@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from seglab.arithmetic import ReceptiveField, _is_spatial, layer_geometry
+from seglab.modes import eval_mode
+from seglab.report import table
 
 __all__ = ["LayerRow", "summary"]
 
@@ -59,19 +61,16 @@ def summary(model: nn.Module, input_size, *, file=None, print_table: bool = True
 
     leaves = [m for m in model.modules() if not list(m.children())]  # every spatial layer is a leaf
     hooks = [m.register_forward_hook(record) for m in leaves]
-    was_training = model.training
     try:
-        model.eval()
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else "cpu"
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             output = model(torch.zeros(size, device=device))
         if rows and tuple(output.shape) != rows[-1].output_shape:  # e.g. U-Net crops its padding away
             rows.append(LayerRow("(output)", "crop", tuple(output.shape), field.jump, field.size, 0))
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
 
     if print_table:
         _print(model, rows, size, file or sys.stdout)
@@ -79,16 +78,11 @@ def summary(model: nn.Module, input_size, *, file=None, print_table: bool = True
 
 
 def _print(model: nn.Module, rows: list[LayerRow], size: tuple[int, ...], file) -> None:
-    header = ("layer", "type", "output shape", "stride", "RF", "params")
-    table = [header] + [(r.name, r.kind, str(r.output_shape), _format_number(r.total_stride),
-                         _format_number(r.receptive_field), f"{r.parameters:,}") for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    cells = [[r.name, r.kind, str(r.output_shape), _format_number(r.total_stride), _format_number(r.receptive_field),
+              f"{r.parameters:,}"] for r in rows]
     print(f"{type(model).__name__} on input {size}", file=file)
-    for i, row in enumerate(table):
-        cells = [cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        print("  ".join(cells), file=file)
-        if i == 0:
-            print("-" * (sum(widths) + 2 * (len(widths) - 1)), file=file)
+    print(table(["layer", "type", "output shape", "stride", "RF", "params"], cells, markdown=False, align="<<<>>>"),
+          file=file)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"parameters: {total:,} ({trainable:,} trainable)", file=file)

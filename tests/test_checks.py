@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from seglab.checks import all_passed, reset, results, results_json
+from seglab.checks import all_passed, reset, results
 from seglab.checks.arithmetic import (
     check_conv_output_size,
     check_pool_output_size,
@@ -89,9 +89,10 @@ def test_non_integer_answers_are_explained(capsys):
 def test_results_are_recorded_for_the_grader():
     check_receptive_field(reference_receptive_field)
     check_conv_output_size(not_implemented)
-    recorded = json.loads(results_json())
-    assert recorded["receptive_field"] == {"points": 3, "max": 3, "message": "all 15 cases passed"}
-    assert recorded["conv_output_size"]["points"] == 0
+    recorded = results()
+    assert (recorded["receptive_field"].points, recorded["receptive_field"].max_points) == (3, 3)
+    assert recorded["receptive_field"].message == "all 15 cases passed"
+    assert recorded["conv_output_size"].points == 0
     assert set(results()) == {"receptive_field", "conv_output_size"}
 
 
@@ -296,7 +297,7 @@ BORROWED = [
         x, w, None, [s, s], [p, p], [1, 1], True, [op, op], 1),), "torch (conv_transpose)"),
     (check_linear_to_conv, (lambda lin, c, k: seglab.models.convolutionalize(nn.Sequential(lin), feature_size=k)[0],),
      "convolutionalize"),
-    (check_fcn8s_fusion, (lambda model, p3, p4, p5, size: FusionViaModel(model, size),), "FCN.coarse_scores"),
+    (check_fcn8s_fusion, (lambda model, p3, p4, p5, size: FusionViaModel(model, size),), "FCN.logits"),
     (check_skip_merge, (seglab.layers.Skip(),), "seglab.layers.Skip"),
     (check_decoder_stage, (lambda i, o: DecoderStage(i, o, padding="valid"),), "DecoderStage"),
     (check_unet_sizes, (seglab.models.unet_output_size, seglab.models.unet_input_size), "unet_output_size"),

@@ -9,9 +9,11 @@ import warnings
 
 import pytest
 
+from seglab.checkpoints import load_model
 from seglab.data import SyntheticShapes
 from seglab.distributed import EXIT_BARRIER_SECONDS
-from seglab.train import evaluate, load_model, make_loader
+from seglab.evaluation import evaluate
+from seglab.train import make_loader
 
 SCRIPT = textwrap.dedent('''
     import json, sys

@@ -6,8 +6,8 @@ import torch
 import torchvision
 from matplotlib.patches import Rectangle
 
-from seglab.draw import draw_convolution
-from seglab.viz import draw_resolution_streams, plot_receptive_field_growth
+from seglab.draw import draw_convolution, draw_resolution_streams
+from seglab.viz import plot_receptive_field_growth
 from seglab.widgets import conv_explorer
 
 matplotlib.use("Agg")

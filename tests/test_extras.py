@@ -12,7 +12,6 @@ from seglab.models import (
     MultiScaleAttention,
     MultiScaleAverage,
     UNet,
-    build_model,
 )
 
 SIZES = [(48, 48), (45, 61), (33, 70)]
@@ -69,10 +68,3 @@ def test_multiscale_attention_weights_and_average_baseline():
     assert weight.shape == (2, 1, 40, 40) and 0 <= float(weight.min()) and float(weight.max()) <= 1
     with pytest.raises(ValueError, match="at least"):
         attention(torch.randn(1, 1, 8, 8))
-
-
-@pytest.mark.parametrize("name", ["dilated_fcn", "hrnet_lite"])
-def test_registered_builders_round_trip(name):
-    model = build_model(name, num_classes=4, in_channels=1)
-    clone = build_model(**model.config)
-    clone.load_state_dict(model.state_dict())

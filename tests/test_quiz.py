@@ -6,7 +6,7 @@ import torchvision
 from seglab.arithmetic import LayerGeometry, conv_output_size, receptive_field, transposed_conv_output_size
 from seglab.course.preparation import PREPARATION_QUESTIONS
 from seglab.models import unet_output_size
-from seglab.widgets import Quiz
+from seglab.quiz import Quiz
 
 
 def test_questions_are_well_formed():
@@ -36,7 +36,7 @@ def test_quiz_feedback_and_score(capsys):
     numeric = next(n for n, q in enumerate(PREPARATION_QUESTIONS, 1) if q.numeric)
     assert quiz.answer(numeric, str(PREPARATION_QUESTIONS[numeric - 1].answer))
     assert quiz.score() == (1, len(PREPARATION_QUESTIONS))
-    assert "2 answered" in quiz.summary()
+    assert "2 answered" in quiz.score_line()
     with pytest.raises(ValueError, match="questions 1 to"):
         quiz.answer(0, 1)
 
@@ -54,7 +54,7 @@ def test_quiz_in_a_kernel_shows_widgets_with_the_questions_as_text():
     from nbclient import NotebookClient
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from seglab.course.preparation import PREPARATION_QUESTIONS\nfrom seglab.widgets import Quiz\n"
+        "from seglab.course.preparation import PREPARATION_QUESTIONS\nfrom seglab.quiz import Quiz\n"
         "Quiz(PREPARATION_QUESTIONS).show()")])
     NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
     (output,) = notebook.cells[0].outputs

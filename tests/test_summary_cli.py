@@ -73,6 +73,34 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert "fcn32s after 1 epochs, synthetic" in capsys.readouterr().out
 
 
+def test_train_options_are_the_recipes_fields_and_amp_reaches_fit(monkeypatch, capsys):
+    from dataclasses import fields
+
+    import seglab.recipes
+    from seglab.cli import _recipe, build_parser
+    from seglab.recipes import Recipe
+
+    args = build_parser().parse_args(["train", "--val-batch-size", "3", "--weight-map", "--data", "nuclei"])
+    assert _recipe(args) == Recipe(val_batch_size=3, weight_map=True, data="nuclei")
+    assert _recipe(build_parser().parse_args(["train"])) == Recipe()  # the same defaults, declared once
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for setting in fields(Recipe):
+        assert "--" + setting.name.replace("_", "-") in help_text
+    seen = {}
+
+    def fake_fit(model, train_loader, val_loader=None, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(seglab.recipes, "fit", fake_fit)
+    for option, amp in (("off", False), ("on", True), ("bf16", "bf16"), ("auto", "auto")):
+        with pytest.raises(SystemExit):
+            main(["train", "--model", "fcn32s", "--n-train", "8", "--n-val", "4", "--size", "32", "--amp", option])
+        assert seen["amp"] == amp
+
+
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"nope")

@@ -6,20 +6,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from seglab.checkpoints import load_checkpoint, load_model, save_checkpoint
 from seglab.data import SyntheticShapes
+from seglab.device import DeviceSettings
+from seglab.evaluation import evaluate, predict
+from seglab.history import History
 from seglab.models import UNet
-from seglab.train import (
-    History,
-    TrainSettings,
-    evaluate,
-    fit,
-    load_checkpoint,
-    load_model,
-    make_loader,
-    predict,
-    save_checkpoint,
-    seed_everything,
-)
+from seglab.train import fit, make_loader, seed_everything
 
 
 def tiny_model(**kwargs):
@@ -51,12 +44,31 @@ def test_fit_learns_and_records_history(loaders):
     assert len(history.plot().axes) == 2
 
 
+def test_labels_are_checked_once_per_batch(loaders, monkeypatch):
+    import seglab.evaluation
+    import seglab.metrics
+    import seglab.train
+
+    calls = []
+    real = seglab.metrics.check_labels
+
+    def counting(target, *args, **kwargs):
+        calls.append(target.shape[0])
+        return real(target, *args, **kwargs)
+
+    for module in (seglab.train, seglab.evaluation, seglab.metrics):  # every place that could check them
+        monkeypatch.setattr(module, "check_labels", counting)
+    train, val = loaders
+    fit(tiny_model(), train, val, epochs=1, progress=False)
+    assert len(calls) == len(train) + len(val)  # one check per training batch and per validation batch
+
+
 def test_settings_per_device():
-    cpu = TrainSettings.choose("cpu")
+    cpu = DeviceSettings.choose("cpu")
     assert cpu.amp_dtype is None and cpu.channels_last and not cpu.grad_scaler
-    assert TrainSettings.choose("cpu", amp=True).amp_dtype == torch.bfloat16  # CPU autocast
+    assert DeviceSettings.choose("cpu", amp=True).amp_dtype == torch.bfloat16  # CPU autocast
     with pytest.raises(ValueError, match="amp must be"):
-        TrainSettings.choose("cpu", amp="int8")
+        DeviceSettings.choose("cpu", amp="int8")
 
 
 def test_amp_path_runs_with_cpu_autocast(loaders):

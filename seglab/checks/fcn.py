@@ -203,10 +203,8 @@ def _fusion_call(case: dict, fn):
     require(callable(fn), "pass your function fcn8s_fusion itself")
     model, x = fusion_model(case["seed"]), _fusion_input(case)
     with torch.no_grad():
-        pool3 = model.backbone[:3](x)
-        pool4 = model.backbone[3](pool3)
-        pool5 = model.backbone[4](pool4)
-        return fn(model, pool3, pool4, pool5, (case["height"], case["width"]))
+        pools = model.features(x, ("pool3", "pool4", "pool5"))
+        return fn(model, pools["pool3"], pools["pool4"], pools["pool5"], (case["height"], case["width"]))
 
 
 def _fusion_judge(case: dict, got):
@@ -229,8 +227,9 @@ def _fusion_judge(case: dict, got):
 
 FCN8S_FUSION = Exercise(
     "fcn8s_fusion", "FCN-8s fusion head", 3, _fusion_cases, _fusion_call, _fusion_judge, 6,
-    OffLimits(code=("seglab/models/fcn.py:FCN.forward", "seglab/models/fcn.py:FCN.coarse_scores"),
-              names=("coarse_scores",),
+    OffLimits(code=("seglab/models/fcn.py:FCN.logits", "seglab/models/fcn.py:FCN.coarse_scores",
+                    "seglab/models/fcn.py:FCN._coarse_scores"),
+              names=("coarse_scores", "_coarse_scores"),
               why="chain the model's score, upsampling and fuse layers yourself"),
     (("output shape", 1), ("values", 2)))
 

@@ -54,9 +54,10 @@ from seglab.course.execute import execute_notebook
 from seglab.course.needed import needed_cells
 from seglab.course.release import grade_ids
 from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, bwrap_available
+from seglab.report import table
 
 __all__ = ["Exercise", "GradeRow", "append_csv", "collect_submissions", "grade", "grade_submission", "in_shard",
-           "load_exercises", "merge_csvs", "read_csv", "summary", "write_csv"]
+           "load_exercises", "merge_csvs", "points_table", "read_csv", "write_csv"]
 
 OUTCOMES_BYTES = 256 * 2**20  # the most a kernel's answers may take on disk
 FIELDS = ("student", "notebook", "exercise", "points", "max", "message")
@@ -465,7 +466,7 @@ def merge_csvs(paths: list[str | Path]) -> list[GradeRow]:
     return sorted(rows, key=lambda r: (r.student, r.notebook))
 
 
-def summary(rows: list[GradeRow]) -> str:
+def points_table(rows: list[GradeRow]) -> str:
     """One line per student and notebook: automatic points / their maximum, and manual exercises."""
     totals: dict[tuple[str, str], list] = {}
     for row in rows:
@@ -475,8 +476,6 @@ def summary(rows: list[GradeRow]) -> str:
         else:
             entry[0] += float(row.points)
             entry[1] += float(row.max)
-    width = max([len(s) for s, _ in totals] + [7])
-    lines = [f"{'student'.ljust(width)}  notebook                              points   to grade by hand"]
-    for (student, notebook), (points, maximum, manual) in sorted(totals.items()):
-        lines.append(f"{student.ljust(width)}  {notebook[:36].ljust(36)}  {points:5.1f} / {maximum:<5.1f} {manual}")
-    return "\n".join(lines)
+    lines = [[student, notebook, f"{points:.1f} / {maximum:.1f}", manual]
+             for (student, notebook), (points, maximum, manual) in sorted(totals.items())]
+    return table(["student", "notebook", "points", "to grade by hand"], lines, markdown=False, align="<<>>")

@@ -15,7 +15,7 @@ alignment, so every crop here keeps the top-left corner.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ from torch import nn
 
 from seglab.layers import ShortCut, TransposedConvUpsample, conv_bn_relu
 from seglab.models.base import SegmentationModel
+from seglab.models.registry import register_model
 
 __all__ = ["BACKBONES", "FCN", "VGGConfig", "convolutionalize", "fcn8s", "fcn16s", "fcn32s"]
 
@@ -82,10 +83,24 @@ def _classifier(in_channels: int, cfg: VGGConfig) -> nn.Sequential:
 class FCN(SegmentationModel):
     """FCN-32s, FCN-16s or FCN-8s on a VGG-style backbone.
 
+    Args:
+        num_classes: classes to score (channels of the logits).
+        variant: ``"32s"``, ``"16s"`` or ``"8s"``: the stride of the last score map before the final upsampling
+            (FCN-16s/8s add pool4/pool3 scores through short-cuts).
+        in_channels: channels of the input images.
+        backbone: ``"narrow"`` (the notebooks' CPU-sized default), ``"vgg16"`` (the paper's widths), a
+            :class:`VGGConfig` or its dict.
+
     >>> model = FCN(num_classes=5, variant="8s")
     >>> model(torch.zeros(2, 3, 65, 47)).shape  # any size from 32 up, odd sizes included
     torch.Size([2, 5, 65, 47])
+    >>> {name: tuple(f.shape[-2:]) for name, f in model.features(torch.zeros(1, 3, 65, 47)).items()}
+    {'pool3': (9, 6), 'pool4': (5, 3), 'pool5': (3, 2)}
     """
+
+    named_by = ("variant",)  # config["name"] is "fcn8s", ...
+    #: the backbone's stages by the name of the pooling that ends them
+    STAGES = ("pool1", "pool2", "pool3", "pool4", "pool5")
 
     def __init__(self, num_classes: int, variant: str = "8s", in_channels: int = 3, *,
                  backbone: str | VGGConfig | dict = "narrow"):
@@ -97,8 +112,6 @@ class FCN(SegmentationModel):
             raise ValueError(f"an FCN backbone has 5 stages (pool1..pool5), got widths {cfg.widths} and "
                              f"convs_per_stage {cfg.convs_per_stage}")
         self.num_classes, self.variant, self.in_channels = num_classes, variant, in_channels
-        self.config = {"name": f"fcn{variant}", "num_classes": num_classes, "in_channels": in_channels,
-                       "backbone": asdict(cfg)}
 
         stages, c_in = OrderedDict(), in_channels
         for i, (width, convs) in enumerate(zip(cfg.widths, cfg.convs_per_stage, strict=True), start=1):
@@ -116,6 +129,10 @@ class FCN(SegmentationModel):
             self.up_pool4 = TransposedConvUpsample(num_classes, 2)
         self.upsample = TransposedConvUpsample(num_classes, self.output_stride, learnable=False)  # fixed bilinear
 
+    @property
+    def model_name(self) -> str:
+        return f"fcn{self.variant}"
+
     def min_input_size(self) -> int:
         return 32  # one cell of pool5
 
@@ -127,22 +144,41 @@ class FCN(SegmentationModel):
         """Input pixels per cell of the score map that is upsampled last: 32, 16 or 8."""
         return int(self.variant[:-1])
 
+    def features(self, x: torch.Tensor, names: tuple[str, ...] = ("pool3", "pool4", "pool5")) -> dict:
+        """The backbone's features by name (``STAGES``), as torchvision's ``IntermediateLayerGetter`` returns
+        them: ``pool{i}`` is ``(B, C_i, ceil(H / 2**i), ceil(W / 2**i))``."""
+        self.check_input(x)
+        return self._features(x, names)
+
+    def _features(self, x: torch.Tensor, names: tuple[str, ...]) -> dict:
+        unknown = set(names) - set(self.STAGES)
+        if unknown:
+            raise ValueError(f"unknown FCN features {sorted(unknown)}: choose from {self.STAGES}")
+        features = {}
+        for name, stage in zip(self.STAGES, self.backbone, strict=True):
+            x = stage(x)
+            if name in names:
+                features[name] = x
+            if len(features) == len(names):
+                break
+        return features
+
     def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
         """The fused class scores before the final upsampling: ``(B, K, ceil(H/s), ceil(W/s))``."""
         self.check_input(x)
-        pool3 = self.backbone[:3](x)  # (B, C3, H/8, W/8)
-        pool4 = self.backbone[3](pool3)  # (B, C4, H/16, W/16)
-        pool5 = self.backbone[4](pool4)  # (B, C5, H/32, W/32)
-        score = self.score_fr(self.classifier(pool5))  # (B, K, H/32, W/32)
+        return self._coarse_scores(x)
+
+    def _coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        pools = self._features(x, ("pool3", "pool4", "pool5"))  # strides 8, 16, 32
+        score = self.score_fr(self.classifier(pools["pool5"]))  # (B, K, H/32, W/32)
         if self.variant in ("16s", "8s"):
-            score = self.fuse(self.up_pool5(score), self.score_pool4(pool4))  # (B, K, H/16, W/16)
+            score = self.fuse(self.up_pool5(score), self.score_pool4(pools["pool4"]))  # (B, K, H/16, W/16)
         if self.variant == "8s":
-            score = self.fuse(self.up_pool4(score), self.score_pool3(pool3))  # (B, K, H/8, W/8)
+            score = self.fuse(self.up_pool4(score), self.score_pool3(pools["pool3"]))  # (B, K, H/8, W/8)
         return score
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        return self.upsample(self.coarse_scores(x))[..., :height, :width]  # (B, K, H, W)
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self._coarse_scores(x))  # (B, K, >= H, >= W): forward crops
 
     @classmethod
     def from_vgg16(cls, vgg: nn.Module | dict | str | Path, num_classes: int, variant: str = "8s") -> FCN:
@@ -238,16 +274,19 @@ def convolutionalize(classifier: nn.Sequential, *, feature_size: int = 7) -> nn.
     return nn.Sequential(*layers)
 
 
+@register_model("fcn32s")
 def fcn32s(*, num_classes: int, in_channels: int = 3, backbone: str | VGGConfig | dict = "narrow") -> FCN:
     """FCN-32s: scores at stride 32, upsampled 32x in one step."""
     return FCN(num_classes, "32s", in_channels, backbone=backbone)
 
 
+@register_model("fcn16s")
 def fcn16s(*, num_classes: int, in_channels: int = 3, backbone: str | VGGConfig | dict = "narrow") -> FCN:
     """FCN-16s: stride-32 scores upsampled 2x, summed with pool4 scores (short-cut), upsampled 16x."""
     return FCN(num_classes, "16s", in_channels, backbone=backbone)
 
 
+@register_model("fcn8s")
 def fcn8s(*, num_classes: int, in_channels: int = 3, backbone: str | VGGConfig | dict = "narrow") -> FCN:
     """FCN-8s: FCN-16s plus a short-cut from pool3 scores, upsampled 8x."""
     return FCN(num_classes, "8s", in_channels, backbone=backbone)

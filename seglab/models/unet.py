@@ -24,6 +24,7 @@ from torch import nn
 
 from seglab.layers import BilinearUpsample, ConvBlock, ShortCut, Skip
 from seglab.models.base import SegmentationModel
+from seglab.models.registry import register_model
 
 __all__ = ["DecoderStage", "UNet", "unet", "unet_input_size", "unet_output_size"]
 
@@ -104,10 +105,23 @@ class DecoderStage(nn.Module):
 class UNet(SegmentationModel):
     """U-Net with ``depth`` poolings; channels ``base_channels * 2**level``.
 
+    Args:
+        in_channels: channels of the input images.
+        num_classes: classes to score (channels of the logits).
+        depth: poolings on the contracting path (the paper: 4).
+        base_channels: channels of the first level, doubled per level (the paper: 64; ``unet()``: 16).
+        up: ``"transposed"`` (the paper's 2x2 up-convolution) or ``"bilinear"`` (fixed, then a 1x1 convolution).
+        merge: ``"skip"`` (skip-connection: concatenation), ``"shortcut"`` (summation) or ``"none"``.
+        padding: ``"same"`` (any size from ``2**depth``, logits the input's size) or ``"valid"`` (the paper's
+            unpadded convolutions: a smaller output, see :func:`unet_output_size`).
+        batch_norm: BatchNorm after every convolution (not in the paper; trains faster).
+
     >>> model = UNet(3, 4, depth=3, base_channels=8)
     >>> model(torch.zeros(2, 3, 37, 50)).shape  # odd sizes included
     torch.Size([2, 4, 37, 50])
     """
+
+    model_name = "unet"
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_channels: int = 64, *,
                  up: str = "transposed", merge: str = "skip", padding: str = "same", batch_norm: bool = True):
@@ -118,9 +132,6 @@ class UNet(SegmentationModel):
         if not (isinstance(depth, int) and depth >= 1):
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         self.in_channels, self.num_classes, self.depth, self.padding = in_channels, num_classes, depth, padding
-        self.config = {"name": "unet", "in_channels": in_channels, "num_classes": num_classes, "depth": depth,
-                       "base_channels": base_channels, "up": up, "merge": merge, "padding": padding,
-                       "batch_norm": batch_norm}
         widths = [base_channels * 2 ** level for level in range(depth + 1)]
         self.encoder = nn.ModuleList([ConvBlock(in_channels, widths[0], padding=padding, batch_norm=batch_norm)])
         for level in range(1, depth + 1):  # the last one is the bottleneck
@@ -140,10 +151,6 @@ class UNet(SegmentationModel):
         self._check_size(input_size)
         return unet_output_size(input_size, self.depth, self.padding)
 
-    def input_size_for(self, output_size: int) -> int:
-        """The smallest input side giving at least ``output_size`` (see :func:`unet_input_size`)."""
-        return unet_input_size(output_size, self.depth, self.padding)
-
     def deepest_path(self) -> nn.Sequential:
         return nn.Sequential(*self.encoder)
 
@@ -153,8 +160,7 @@ class UNet(SegmentationModel):
             raise ValueError(f"UNet(padding='valid', depth={self.depth}) gives no output for size {size}: "
                              f"use at least {self.min_input_size()} (see unet_input_size)")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         if self.padding == "same":  # mirror up to a multiple of 2**depth, so every pooling is exact
             multiple = 2 ** self.depth
@@ -166,10 +172,10 @@ class UNet(SegmentationModel):
         x = features.pop()  # the bottleneck
         for stage in self.decoder:
             x = stage(x, features.pop())  # one level up
-        logits = self.head(x)  # (B, K, H', W')
-        return logits[..., :height, :width] if self.padding == "same" else logits
+        return self.head(x)  # (B, K, H', W'), mirrored border included: forward crops
 
 
+@register_model("unet")
 def unet(*, num_classes: int, in_channels: int = 3, depth: int = 4, base_channels: int = 16, up: str = "transposed",
          merge: str = "skip", padding: str = "same", batch_norm: bool = True) -> UNet:
     """A U-Net sized for a laptop CPU by default (16 base channels); ``base_channels=64`` is the paper's."""
