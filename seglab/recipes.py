@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from seglab.history import History
 from seglab.models import build_model
@@ -27,7 +27,7 @@ def _setting(default, help: str, **argparse_options):
 class Recipe:
     """How a model is trained on the course's tasks (a U-Net run: about 8 minutes on a 2-core CPU).
 
-    Args: every field below, with its help text; ``seglab train --help`` lists the same ones.
+    Each field declares its help text once; the ``Args:`` below and ``seglab train --help`` are made from it.
     """
 
     data: str = _setting("synthetic", "the task: synthetic shapes or the nuclei images", choices=DATA)
@@ -47,6 +47,11 @@ class Recipe:
         if os.environ.get("SEGLAB_QUICK") != "1":
             return self
         return replace(self, n_train=min(self.n_train, 64), n_val=min(self.n_val, 32), epochs=min(self.epochs, 2))
+
+
+
+Recipe.__doc__ += "\n    Args:\n" + "".join(f"        {setting.name}: {setting.metadata['help']} "
+                                             f"(default: {setting.default!r})\n" for setting in fields(Recipe))
 
 
 def make_datasets(recipe: Recipe):

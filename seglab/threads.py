@@ -12,8 +12,9 @@ of them loses its core to another process, the others spin and the step takes ma
 cores beside a second training notebook, 0.1 of the idle speed). The wait policy cannot be changed once
 torch is imported, which notebooks do first, so seglab changes what it can: the number of threads.
 While ``fit`` trains on the CPU, a :class:`ThreadTuner` times a few steps with each candidate count
-(all usable CPUs, half of them, ..., 1) and trains with the fastest; it measures again after a while,
-and at once when the step time changes (another process started or stopped).
+(1, 2, 4, ... up to the usable CPUs; a count far slower than one already tried is dropped after one step)
+and trains with the fastest; it measures again after a while, and at once when the step time changes
+(another process started or stopped).
 
 ``SEGLAB_THREAD_POLICY`` chooses: ``adaptive`` (the default, as above), ``fixed`` (the usable CPUs,
 never tuned) or ``torch`` (PyTorch's own count, untouched). ``OMP_NUM_THREADS`` fixes the count.

@@ -88,6 +88,7 @@ def test_train_options_are_the_recipes_fields_and_amp_reaches_fit(monkeypatch, c
     help_text = capsys.readouterr().out
     for setting in fields(Recipe):
         assert "--" + setting.name.replace("_", "-") in help_text
+        assert f"{setting.name}: {setting.metadata['help']}" in Recipe.__doc__  # the Args: section, same text
     seen = {}
 
     def fake_fit(model, train_loader, val_loader=None, **kwargs):
