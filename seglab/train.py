@@ -128,19 +128,19 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                      scheduler=scheduler, num_classes=num_classes, ignore_index=ignore_index,
                      class_weights=class_weights, device=device, amp=amp, channels_last=channels_last,
                      compile=compile, verbose=verbose)
-    history, first_epoch = History(class_names=tuple(class_names) if class_names else None), 1
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        history, first_epoch = _resume(run, checkpoint)
-    progress = progress and run.main
-    plot = None
-    if live_plot and run.main:
-        from seglab.curves import LivePlot
+    history = History(class_names=tuple(class_names) if class_names else None)
+    epoch, bar = 1, None
+    try:  # from here on, _end_run restores the model's memory format and the thread count, whatever happens
+        if checkpoint is not None and resume and Path(checkpoint).exists():
+            history, epoch = _resume(run, checkpoint)
+        first_epoch = epoch
+        plot = None
+        if live_plot and run.main:
+            from seglab.curves import LivePlot
 
-        plot = LivePlot()
-    good_weights = copy.deepcopy(model.state_dict())
-    bar = _progress_bar(total=(epochs - first_epoch + 1) * run.steps_per_epoch, disable=not progress)
-    epoch = first_epoch
-    try:
+            plot = LivePlot()
+        good_weights = copy.deepcopy(model.state_dict())
+        bar = _progress_bar(total=(epochs - first_epoch + 1) * run.steps_per_epoch, disable=not (progress and run.main))
         for epoch in range(first_epoch, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
             try:
@@ -155,19 +155,15 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
             if val_loader is not None:
                 record.update(_validate(run, val_loader))
                 bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_miou=f"{record['val_miou']:.3f}")
-            history.epochs.append(record)
-            good_weights = copy.deepcopy(model.state_dict())  # what a later non-finite loss restores
-            if checkpoint is not None and run.main:
-                save_checkpoint(checkpoint, model=model, optimizer=run.optimizer, scaler=run.scaler, epoch=epoch,
-                                history=history)
-            if plot is not None:
-                plot.update(history)
+            good_weights = _after_epoch(run, history, record, checkpoint, plot)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
-        bar.write(f"interrupted: stopped in epoch {epoch}; the model keeps its current "
-                  f"weights and the history holds the {len(history)} finished epochs")
+        (bar.write if bar is not None else print)(
+            f"interrupted: stopped in epoch {epoch}; the model keeps its current weights and the history holds "
+            f"the {len(history)} finished epochs")
     finally:
-        _close_progress_bar(bar)
+        if bar is not None:
+            _close_progress_bar(bar)
         _end_run(run, verbose)
     return history
 
@@ -314,6 +310,18 @@ def _validate(run: _Run, val_loader) -> dict:
                    amp=run.settings.amp_dtype is not None, channels_last=run.settings.channels_last)
     return {"val_loss": val["loss"], "val_pixel_accuracy": val["pixel_accuracy"], "val_miou": val["miou"],
             "val_iou": val["iou"]}
+
+
+def _after_epoch(run: _Run, history: History, record: dict, checkpoint, plot) -> dict:
+    """Add the epoch's record, write the checkpoint (one process), redraw the live plot; return a copy of the
+    weights, which a later non-finite loss restores."""
+    history.epochs.append(record)
+    if checkpoint is not None and run.main:
+        save_checkpoint(checkpoint, model=run.model, optimizer=run.optimizer, scaler=run.scaler,
+                        epoch=record["epoch"], history=history)
+    if plot is not None:
+        plot.update(history)
+    return copy.deepcopy(run.model.state_dict())
 
 
 def _end_run(run: _Run, verbose: bool) -> None:

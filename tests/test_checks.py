@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from seglab.checks import all_passed, reset, results
+from seglab.checks import all_passed, reset, results, results_json
 from seglab.checks.arithmetic import (
     check_conv_output_size,
     check_pool_output_size,
@@ -89,10 +89,9 @@ def test_non_integer_answers_are_explained(capsys):
 def test_results_are_recorded_for_the_grader():
     check_receptive_field(reference_receptive_field)
     check_conv_output_size(not_implemented)
-    recorded = results()
-    assert (recorded["receptive_field"].points, recorded["receptive_field"].max_points) == (3, 3)
-    assert recorded["receptive_field"].message == "all 15 cases passed"
-    assert recorded["conv_output_size"].points == 0
+    recorded = json.loads(results_json())  # what `seglab check` reads from the student's kernel
+    assert recorded["receptive_field"] == {"points": 3, "max": 3, "message": "all 15 cases passed"}
+    assert recorded["conv_output_size"]["points"] == 0
     assert set(results()) == {"receptive_field", "conv_output_size"}
 
 

@@ -201,6 +201,26 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
         load_checkpoint(other)
 
 
+def test_resuming_from_a_corrupt_checkpoint_leaves_threads_and_memory_format_as_they_were(tmp_path, loaders,
+                                                                                            monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("seglab.threads.usable_cpus", lambda root="": (2, "test"))
+    monkeypatch.setattr("seglab.threads._set_by_seglab", None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the tuner starts with 1 thread while it warms up
+    try:
+        broken = tmp_path / "broken.pt"
+        broken.write_bytes(b"\x80\x02garbage")
+        model = tiny_model()
+        with pytest.raises(ValueError, match="not a readable checkpoint"):
+            fit(model, *loaders, epochs=1, device="cpu", checkpoint=broken, resume=True, progress=False)
+        assert torch.get_num_threads() == 2
+        weight = next(w for w in model.parameters() if w.ndim == 4 and w.shape[1] > 1 and w.shape[-1] > 1)
+        assert weight.is_contiguous()  # not left in channels_last
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_history_round_trip():
     history = History([{"epoch": 1, "train_loss": 0.5}], ("a", "b"), "interrupted")
     assert History.from_dict(history.to_dict()) == history

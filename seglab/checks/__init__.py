@@ -27,6 +27,7 @@ exercise by its id, which is also the ``grade_id`` of the notebook's answer cell
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import random
 import sys
@@ -40,7 +41,7 @@ from seglab.checks.borrowed import OffLimits, watch
 from seglab.checks.wire import ReturnedType, WireError, decode, encode
 
 __all__ = ["CheckFailed", "CheckResult", "Exercise", "Failure", "OffLimits", "all_passed", "check", "evaluate",
-           "exercise", "exercises", "record", "require", "reset", "results", "score"]
+           "exercise", "exercises", "record", "require", "reset", "results", "results_json", "score"]
 
 PASS, FAIL = "✔", "✘"
 MODULES = ("arithmetic", "upsampling", "fcn", "unet")
@@ -278,6 +279,13 @@ def results() -> dict[str, CheckResult]:
 
 def reset() -> None:
     _RESULTS.clear()
+
+
+def results_json() -> str:
+    """The recorded points as JSON, ``{grade_id: {"points", "max", "message"}}``: what ``seglab check`` shows a
+    student (``seglab.course.selfcheck`` prints it in the notebook's kernel and reads it back; ``seglab grade``
+    never reads it)."""
+    return json.dumps({k: {"points": r.points, "max": r.max_points, "message": r.message} for k, r in _RESULTS.items()})
 
 
 def all_passed(*grade_ids: str) -> bool:

@@ -202,7 +202,7 @@ UNET_SIZES = Exercise(
     OffLimits(code=("seglab/models/unet.py:unet_output_size", "seglab/models/unet.py:unet_input_size",
                     "seglab/models/unet.py:UNet.*", "seglab/models/base.py:SegmentationModel.*"),
               ops=("conv", "conv_transpose", "max_pool2d", "max_pool2d_with_indices"),
-              names=("UNet", "input_size_for", "min_input_size"),
+              names=("UNet", "min_input_size"),
               why="compute the sizes with the formulas, without running a U-Net or seglab's size helpers"),
     (("output size", 1), ("input size", 1)), independent_parts=True)
 
