@@ -206,6 +206,7 @@ def test_resuming_from_a_corrupt_checkpoint_leaves_threads_and_memory_format_as_
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("seglab.threads.usable_cpus", lambda root="": (2, "test"))
     monkeypatch.setattr("seglab.threads._set_by_seglab", None)
+    monkeypatch.setattr("seglab.threads._last_tuned", None)  # no recent decision of an earlier test's tuner
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the tuner starts with 1 thread while it warms up
     try:
