@@ -5,9 +5,19 @@ from __future__ import annotations
 __all__ = ["LivePlot", "plot_history"]
 
 
-def plot_history(history, axes=None):
-    """Loss and mIoU per epoch, training and validation; returns the figure."""
+PANEL_TITLES = {
+    "loss": "loss: both curves should fall",
+    "miou": "mIoU: validation far below training = overfitting",
+}
+
+
+def plot_history(history, axes=None, title: str | None = None):
+    """Loss and mIoU per epoch, training and validation; returns the figure.
+
+    Each panel's title says what to look for; ``title`` (a run's name, say) goes above both.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -19,9 +29,13 @@ def plot_history(history, axes=None):
         if any(v is not None for v in history[f"val_{metric}"]):
             ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation", markersize=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel({"loss": "cross-entropy loss", "miou": "mIoU"}[metric])
+        ax.set_title(PANEL_TITLES[metric], fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -36,8 +36,8 @@ class History:
         names = state.get("class_names")
         return cls(list(state.get("epochs", [])), tuple(names) if names else None, state.get("stop_reason"))
 
-    def plot(self, axes=None):
+    def plot(self, axes=None, title: str | None = None):
         """Loss and mIoU per epoch (train and validation): returns the matplotlib figure."""
         from seglab.curves import plot_history
 
-        return plot_history(self, axes=axes)
+        return plot_history(self, axes=axes, title=title)

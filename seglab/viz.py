@@ -51,10 +51,11 @@ def overlay(image, mask, palette, alpha: float = 0.45, ignore_index: int = 255) 
 
 
 def show_predictions(images, masks, predictions=None, *, palette, class_names=None, titles=None, max_images=6,
-                     ignore_index: int = 255):
+                     ignore_index: int = 255, title: str | None = None):
     """A gallery: one column per image; rows image, ground truth and (if given) each prediction.
 
     ``predictions`` is a label tensor ``(B, H, W)`` or a dict ``{name: labels}`` to compare models.
+    ``titles`` label the columns; ``title`` is the figure's own, a line on what to look at.
     Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
@@ -81,6 +82,8 @@ def show_predictions(images, masks, predictions=None, *, palette, class_names=No
     if class_names:
         handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette, strict=False)]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06 if class_names else 0, 1, 1))
     return fig
 

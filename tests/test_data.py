@@ -229,8 +229,10 @@ def test_show_predictions_draws_a_gallery():
     data = SyntheticShapes(4, size=32)
     images, masks = zip(*[data[i] for i in range(4)], strict=True)
     fig = show_predictions(images, masks, {"a": torch.stack(masks), "b": torch.stack(masks)},
-                           palette=data.palette, class_names=data.class_names)
+                           palette=data.palette, class_names=data.class_names, title="look at the curves")
     assert len(fig.axes) == 4 * 4
+    assert fig.get_suptitle() == "look at the curves"
+    assert [ax.get_ylabel() for ax in fig.axes[::4]] == ["image", "ground truth", "a", "b"]
 
 
 def test_weight_map_equals_a_brute_force_computation_on_random_layouts():

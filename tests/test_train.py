@@ -41,7 +41,11 @@ def test_fit_learns_and_records_history(loaders):
     import matplotlib
 
     matplotlib.use("Agg")
-    assert len(history.plot().axes) == 2
+    fig = history.plot(title="a run")
+    assert len(fig.axes) == 2 and fig.get_suptitle() == "a run"
+    assert all(ax.get_title() for ax in fig.axes), "every panel says what to look for"
+    ticks = fig.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks), f"epochs are whole numbers, ticks {ticks}"
 
 
 def test_labels_are_checked_once_per_batch(loaders, monkeypatch):
