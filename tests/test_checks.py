@@ -189,6 +189,27 @@ def test_notebook_checks_pass_right_and_explain_wrong(check, right, wrong, hint,
     assert check(not_implemented).message == "not implemented yet"
 
 
+@pytest.mark.parametrize("got, hint", [
+    (6, "convolutions with stride 2 halve the size too"),  # poolings only (the student run-through's mistake)
+    (4, "pooling layers have strides too"),
+    (12, "nn.AvgPool2d counts too"),
+    (8, "nn.MaxPool2d counts too"),
+    (4 * 4 * 3 * 2 * 2, "one factor 2 along each axis"),  # both elements of every pair multiplied
+    (5, "multiply the strides of every"),  # no known mistake: the general rule
+])
+def test_total_stride_hint_names_the_layers_left_out(got, hint):
+    """Convolutions (stride 2, twice), a 3x3 max-pooling and an average pooling with a stride pair: 4 · 3 · 2 = 24;
+    every way of leaving a kind of layer out gives a different product, so the hint can name it."""
+    from seglab.checks.fcn import SIZE, TOTAL_STRIDE, build_stack
+
+    layers = [["conv", 1, 2, 3, 2, 1], ["relu"], ["conv", 2, 2, 3, 2, 1], ["maxpool", 3, 3], ["avgpool", 2, [2, 2]]]
+    out = build_stack(layers)(torch.zeros(1, 1, SIZE, SIZE)).shape[-1]
+    case = {"layers": layers, "_modules": 5, "_out": out}
+    assert SIZE // out == 24 and TOTAL_STRIDE.judge(case, 24) is None
+    label, message = TOTAL_STRIDE.judge(case, got)
+    assert f"you said {got}, it is 24" in label and hint in message
+
+
 # ------------------------------------------------------------------ notebook 04
 
 from torchvision.transforms.v2.functional import center_crop  # noqa: E402

@@ -223,8 +223,10 @@ def test_seglab_check_in_the_venv_on_a_solved_and_an_unsolved_notebook(kit, venv
     work = shutil.copytree(kit["dir"], tmp_path / "kit")
     solved = work / "notebooks" / "01_convolution_arithmetic.ipynb"
     _solve(solved, ROOT / "solutions" / solved.name)
-    report = _run([venv["seglab"], "check", "notebooks/01_convolution_arithmetic.ipynb", "--zip", "--out",
-                   "handin", "--no-progress"], cwd=work).stdout
+    result = _run([venv["seglab"], "check", "notebooks/01_convolution_arithmetic.ipynb", "--zip", "--out",
+                   "handin", "--no-progress"], cwd=work)
+    report = result.stdout
+    assert "IPKernelApp" not in result.stderr, "the kernel's console stays out of the student's terminal"
     for exercise in ("conv_output_size", "pool_output_size", "transposed_conv_output_size", "receptive_field"):
         assert f"| {exercise} " in report
     assert report.count("✔ passed") == 4 and "automatic checks: 9 / 9 points" in report
@@ -248,6 +250,17 @@ def test_seglab_check_says_what_went_wrong(tmp_path, capsys):
     assert "not a readable notebook" in capsys.readouterr().err
     assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
     assert "no notebook at" in capsys.readouterr().err
+
+
+def test_seglab_check_shows_the_kernel_console_only_when_the_kernel_died(tmp_path, capfd):
+    from seglab.course.selfcheck import check_notebook
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)")])
+    nbformat.write(notebook, tmp_path / "dies.ipynb")
+    check = check_notebook(tmp_path / "dies.ipynb", progress=False, timeout=60)
+    assert check.stop_reason and "out of memory, say" in check.stop_reason
+    assert "out of memory, say" not in capfd.readouterr().err
 
 
 # ------------------------------------------------------------------ the setup cell, where seglab is missing

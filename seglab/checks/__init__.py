@@ -241,7 +241,8 @@ def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
     if failures:
         case, first = failures[0]
         wrong = total - passed
-        message = f"{wrong} of {total} cases wrong, e.g. {first.label}. Hint: {first.hint}"
+        hint = first.hint if first.hint.rstrip().endswith((".", "?", "!")) else first.hint + "."
+        message = f"{wrong} of {total} cases wrong, e.g. {first.label}. Hint: {hint}"
         lines = [f"{FAIL} {title}: {wrong} of {total} cases wrong.", f"  for example {first.label}",
                  f"  hint: {first.hint}"]
         failed = {names.index(f.part) if f.part in names else 0 for _, f in failures}

@@ -149,17 +149,53 @@ def _stride_call(case: dict, fn):
     return fn(build_stack(case["layers"]))
 
 
+def _stride_factors(layers) -> dict[str, int]:
+    """The product of the strides of each kind of layer in the stack (one factor per layer and axis)."""
+    factors = {"conv": 1, "maxpool": 1, "avgpool": 1}
+    kinds = {nn.Conv2d: "conv", nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool"}
+    for layer in build_stack(layers).modules():
+        kind = kinds.get(type(layer))
+        if kind is not None:
+            stride = layer.stride
+            factors[kind] *= stride if isinstance(stride, int) else stride[0]
+    return factors
+
+
+def _stride_diagnosis(layers, got) -> str | None:
+    """The likely mistake, when ``got`` equals the total stride with some kinds of layers left out or counted
+    twice; None when no such product matches."""
+    factors = _stride_factors(layers)
+    conv, maxpool, avgpool = factors["conv"], factors["maxpool"], factors["avgpool"]
+    guesses = [  # (the product such an answer returns, what it left out), most telling first
+        (maxpool * avgpool, conv > 1, "convolutions with stride 2 halve the size too (nn.Conv2d(..., stride=2)); "
+                                      "count every nn.Conv2d."),
+        (conv, maxpool * avgpool > 1, "pooling layers have strides too (nn.MaxPool2d(2) has stride 2); go through "
+                                      "module.modules(), which also visits layers nested in Sequentials."),
+        (conv * maxpool, avgpool > 1, "nn.AvgPool2d counts too; here its stride is a pair such as (2, 2): for a "
+                                      "square image take one element of it."),
+        (conv * avgpool, maxpool > 1, "nn.MaxPool2d counts too; its stride is an int (the kernel size by default)."),
+        (conv ** 2 * maxpool * avgpool ** 2, conv * avgpool > 1,
+         "a stride pair (2, 2) is one factor 2 along each axis, not two factors for one axis: take one element "
+         "of each pair (nn.Conv2d always stores a pair)."),
+    ]
+    for product, possible, diagnosis in guesses:
+        if possible and got == product:
+            return diagnosis
+    return None
+
+
 def _stride_judge(case: dict, got):
     out = case["_out"]
     expected = SIZE // out
     label = f"{case['_modules']} modules, {SIZE} px in, {out} px out: you said {got}, it is {expected}"
     if got == expected and isinstance(got, (int, float)):
         return None
-    if isinstance(got, (int, float)) and got < expected:
-        return label, ("pooling layers have strides too (nn.MaxPool2d(2) has stride 2); go through module.modules(), "
-                       "which also visits layers nested in Sequentials.")
-    return label, ("multiply the strides of the nn.Conv2d, nn.MaxPool2d and nn.AvgPool2d layers only (stride may be "
-                   "an int or a pair).")
+    if isinstance(got, (int, float)):
+        diagnosis = _stride_diagnosis(case["layers"], got)
+        if diagnosis is not None:
+            return label, diagnosis
+    return label, ("multiply the strides of every nn.Conv2d, nn.MaxPool2d and nn.AvgPool2d layer in "
+                   "module.modules(), and nothing else (a stride may be an int or a pair).")
 
 
 TOTAL_STRIDE = Exercise(

@@ -130,7 +130,7 @@ def _zero_insertion_judge(case: dict, got):
         return None
     if hint is None:
         unflipped = F.conv_transpose2d(x, weight.flip(-1, -2), stride=s, padding=p, output_padding=op)
-        hint = ("flip the kernel in both spatial directions (weight.flip(-1, -2))" if _close(got, unflipped)
+        hint = ("flip the kernel in both spatial directions (weight.flip(-1, -2))." if _close(got, unflipped)
                 else "insert stride − 1 zeros between pixels, pad k − 1 − p on each side (plus output_padding at "
                      "the bottom/right), then F.conv2d with the flipped kernel and in/out channels swapped "
                      "(weight.transpose(0, 1)).")

@@ -129,9 +129,17 @@ def check_notebook(path: str | Path, *, quick: bool = True, timeout: float = 300
 
         bar = tqdm(total=sum(c.cell_type == "code" for c in notebook.cells), desc=f"running {path.name}", unit="cell")
     start = time.monotonic()
-    with _environment(SEGLAB_QUICK="1" if quick else "0", MPLBACKEND="Agg"):
+    # The kernel's own console (Jupyter's start-up warnings) goes to a file, not between the student's
+    # progress bar and table; its last lines are shown only when the kernel died.
+    with tempfile.TemporaryFile("w+") as console, _environment(SEGLAB_QUICK="1" if quick else "0", MPLBACKEND="Agg"):
         stop_reason = execute_notebook(notebook, path.resolve().parent, timeout=timeout, total_timeout=total_timeout,
-                                       on_cell=(lambda _: bar.update()) if bar is not None else None)
+                                       on_cell=(lambda _: bar.update()) if bar is not None else None,
+                                       kernel_log=console)
+        if stop_reason:
+            console.seek(0)
+            last = [line for line in console.read().splitlines() if line.strip() and "WARNING" not in line][-8:]
+            if last:
+                stop_reason += "; the kernel's last output:\n    " + "\n    ".join(last)
     if bar is not None:
         bar.close()
     results = _recorded_results(notebook)
