@@ -493,8 +493,9 @@ def test_a_wrong_exercise_1_is_not_penalised_again_in_exercise_3():
     assert namespace["conv_output_size"](5, 3, d=2) == 3  # (still wrong: the dilation forgotten)
 
 
-def _student_weight_map(instances, w0=10.0, sigma=5.0, two=2.0, class_weights=True):
-    """An honest answer to notebook 04's exercise 4 (``two``/``class_weights``: plant a mistake)."""
+def _student_weight_map(instances, w0=10.0, sigma=5.0, two=2.0, class_weights=True, background_only=True):
+    """An honest answer to notebook 04's exercise 4 (``two``/``class_weights``/``background_only``: plant a
+    mistake)."""
     height, width = instances.shape
     objects = instances > 0
     total, count = instances.numel(), int(objects.sum())
@@ -508,7 +509,30 @@ def _student_weight_map(instances, w0=10.0, sigma=5.0, two=2.0, class_weights=Tr
     if len(distances) < 2:
         return w_c
     d1, d2 = torch.stack(distances).sort(0).values[:2]
-    return w_c + torch.where(objects, 0.0, w0 * torch.exp(-((d1 + d2) ** 2) / (two * sigma ** 2)))
+    term = w0 * torch.exp(-((d1 + d2) ** 2) / (two * sigma ** 2))
+    return w_c + (torch.where(objects, 0.0, term) if background_only else term)
+
+
+def test_an_error_that_shows_a_likely_mistake_gets_its_hint():
+    """Merging maps of two sizes without a crop, or a decoder stage built for the wrong channels, raises inside
+    torch: the message keeps the error and the student's line, and adds what it most likely means."""
+    uncropped = check_skip_merge(lambda decoder, encoder: torch.cat([decoder, encoder], 1))
+    assert "Sizes of tensors must match" in uncropped.message and "centre-crop the larger one" in uncropped.message
+    uncropped = check_shortcut_merge(lambda decoder, encoder: decoder + encoder)
+    assert "centre-crop the larger one" in uncropped.message
+
+    class NarrowStage(nn.Module):  # its first convolution reads out_channels, not 2 · out_channels
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+            self.conv = ConvBlock(out_channels, out_channels, padding="valid")
+
+        def forward(self, x, encoder):
+            return self.conv(skip(self.up(x), encoder))
+
+    narrow = check_decoder_stage(NarrowStage)
+    assert narrow.points == 0 and "2 · out_channels" in narrow.message, narrow.message
+    assert "in forward, line" in narrow.message and "'s inner" not in narrow.message, narrow.message
 
 
 def test_weight_map_check_grades_the_class_weights_and_the_separation_term():
@@ -519,7 +543,13 @@ def test_weight_map_check_grades_the_class_weights_and_the_separation_term():
     forgot_two = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, two=1.0))
     assert forgot_two.points == 1 and "forget the 2" in forgot_two.message
     no_balance = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, class_weights=False))
-    assert no_balance.points == 0 and "add w_c" in no_balance.message
+    assert no_balance.points == 2 and "add w_c" in no_balance.message, "the separation term is right on its own"
+    both_wrong = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, two=1.0, class_weights=False))
+    assert both_wrong.points == 0 and "add w_c" in both_wrong.message
+    no_term = check_weight_map(lambda i, w0, s: _student_weight_map(i, 0.0, s))
+    assert no_term.points == 1, no_term.message
+    everywhere = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, background_only=False))
+    assert "background pixels only" in everywhere.message and everywhere.points == 1, everywhere.message
     borrowed = check_weight_map(lambda i, w0, s: unet_weight_map(i, w0=w0, sigma=s))
     assert borrowed.points == 0 and "unet_weight_map" in borrowed.message
 

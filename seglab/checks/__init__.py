@@ -91,6 +91,7 @@ class Exercise:
     off_limits: OffLimits = field(default_factory=OffLimits)
     parts: tuple[tuple[str, float], ...] = ()  # ordered (name, points); empty: all or nothing
     independent_parts: bool = False  # True: a part holds when no case failed at it (not at an earlier one)
+    error_hints: tuple[tuple[str, str], ...] = ()  # (text in an error's message, the likely mistake it shows)
 
     def __post_init__(self):
         if self.parts and abs(sum(points for _, points in self.parts) - self.points) > 1e-9:
@@ -140,9 +141,13 @@ def _where(frames: traceback.StackSummary) -> str:
     where = f"in {frame.name}, line {frame.lineno}" + (f": {frame.line}" if frame.line else "")
     if own[-1] + 1 < len(frames):
         called = frames[own[-1] + 1]
-        where += (f"; raised inside {_library(called.filename)}'s {called.name}, called with the arguments your "
-                  "line passed")
+        # A wrapper's name (torch's ``inner``, ``_wrapped_call_impl``) says nothing: then only whose code it is.
+        name = "" if called.name.startswith("_") or called.name in _WRAPPER_NAMES else f"'s {called.name}"
+        where += f"; raised inside {_library(called.filename)}{name}, called with the arguments your line passed"
     return where
+
+
+_WRAPPER_NAMES = {"inner", "wrapper", "wrapped", "fn", "decorate_context", "forward_hook"}
 
 
 def evaluate(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
@@ -211,6 +216,9 @@ def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
             message = f"your code raised {_text(value.get('type'))}: {_text(value.get('message'))}"
             if value.get("line"):
                 message += f" ({_text(value.get('line'))})"
+            hints = [hint for text, hint in ex.error_hints if text in _text(value.get("message"))]
+            if hints:
+                message += f". Hint: {hints[0]}"
             return zero(message, [f"{FAIL} {title}: {message}"])
         if kind != "output":
             return unreadable

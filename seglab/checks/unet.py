@@ -87,10 +87,13 @@ MERGES = OffLimits(code=("seglab/layers.py:Skip.*", "seglab/layers.py:ShortCut.*
                    names=("Skip", "ShortCut"), why="crop and merge the two maps yourself")
 
 MERGE_PARTS = (("output shape", 1), ("values", 1))
+UNCROPPED = "the maps differ in size: centre-crop the larger one to the smaller one's size first (center_crop)"
 SKIP_MERGE = Exercise("skip_merge", "skip-connection (concatenation)", 2, _merge_cases(False),
-                      _merge_call("skip_merge"), _merge_judge(True), 20, MERGES, MERGE_PARTS)
+                      _merge_call("skip_merge"), _merge_judge(True), 20, MERGES, MERGE_PARTS,
+                      error_hints=(("Sizes of tensors must match", UNCROPPED),))
 SHORTCUT_MERGE = Exercise("shortcut_merge", "short-cut (summation)", 2, _merge_cases(True),
-                          _merge_call("shortcut_merge"), _merge_judge(False), 20, MERGES, MERGE_PARTS)
+                          _merge_call("shortcut_merge"), _merge_judge(False), 20, MERGES, MERGE_PARTS,
+                          error_hints=(("must match the size of tensor", UNCROPPED),))
 
 
 def check_skip_merge(fn, cases: int = 20, seed: int | None = None):
@@ -150,7 +153,11 @@ DECODER_STAGE = Exercise(
     OffLimits(code=("seglab/models/unet.py:DecoderStage.*", "seglab/models/unet.py:UNet.*"),
               names=("DecoderStage", "UNet"), why="put the upsampling, the skip-connection and the convolutions "
                                                   "together yourself"),
-    (("output shape", 2), ("skip-connection channels", 1)))
+    (("output shape", 2), ("skip-connection channels", 1)),
+    error_hints=(("channels, but got", "a layer got a different number of channels than it was built for: after the "
+                                       "skip-connection the first 3x3 convolution reads the decoder's and the "
+                                       "encoder's channels, 2 · out_channels"),
+                 ("Sizes of tensors must match", UNCROPPED)))
 
 
 def check_decoder_stage(cls, cases: int = 8, seed: int | None = None):
@@ -229,9 +236,11 @@ def random_layout(rng: random.Random, height: int, width: int, objects: int) -> 
     return instances
 
 
-def reference_weight_map(instances: torch.Tensor, w0: float, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_weight_map(instances: torch.Tensor, w0: float, sigma: float,
+                         background_only: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The oracle, by brute force (every pixel against every object pixel): ``(w_c, separation term)``.
-    Written apart from ``seglab.data.weight_map``, which works within each object's reach."""
+    Written apart from ``seglab.data.weight_map``, which works within each object's reach.
+    ``background_only=False``: the term on every pixel (a likely mistake, so the check can name it)."""
     height, width = instances.shape
     objects = instances > 0
     count, total = int(objects.sum()), instances.numel()
@@ -247,7 +256,7 @@ def reference_weight_map(instances: torch.Tensor, w0: float, sigma: float) -> tu
         return w_c, torch.zeros(height, width, dtype=torch.float64)
     nearest = torch.stack(distances).sort(0).values
     term = w0 * torch.exp(-((nearest[0] + nearest[1]) ** 2) / (2 * sigma ** 2))
-    return w_c, torch.where(objects, 0.0, term)
+    return w_c, torch.where(objects, 0.0, term) if background_only else term
 
 
 def _weight_cases(rng: random.Random, n: int) -> list[dict]:
@@ -270,7 +279,15 @@ def _weight_call(case: dict, fn):
     return output.double() if isinstance(output, torch.Tensor) and output.is_floating_point() else output
 
 
+def _constant_per_class(values: torch.Tensor, objects: torch.Tensor) -> bool:
+    """One value on all object pixels and one on all background pixels (a class weight, whatever it is)."""
+    tolerance = 1e-4 * max(1.0, float(values.abs().max()))
+    return all(float(v.max() - v.min()) <= tolerance for v in (values[objects], values[~objects]) if v.numel())
+
+
 def _weight_judge(case: dict, got):
+    """The two parts are judged apart: w_c where the separation term vanishes, the separation term as what
+    the answer adds to a weight per class (so a wrong w_c does not cost the term's points, nor the reverse)."""
     instances, w0, sigma = case["instances"], case["w0"], case["sigma"]
     w_c, term = reference_weight_map(instances, w0, sigma)
     expected = w_c + term
@@ -278,26 +295,33 @@ def _weight_judge(case: dict, got):
              f"sigma={sigma:g}")
     if not isinstance(got, torch.Tensor) or got.shape != instances.shape or not got.is_floating_point():
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        return Failure(label + f": got {shape}", f"return a float tensor of the instance map's shape "
-                       f"{tuple(instances.shape)}", "class weights w_c", list(instances.shape), shape)
+        hint = f"return a float tensor of the instance map's shape {tuple(instances.shape)}"
+        return [Failure(label + f": got {shape}", hint, part, list(instances.shape), shape)
+                for part in ("class weights w_c", "separation term")]
+    if torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
+        return None
+    if torch.allclose(got, w_c + reference_weight_map(instances, w0, sigma, background_only=False)[1],
+                      rtol=1e-4, atol=1e-4):
+        return Failure(label, "add the separation term on background pixels only: on a nucleus w(x) is its class "
+                              "weight alone", "separation term", expected, got)
+    objects, failures = instances > 0, []
     quiet = term < 1e-9  # here w(x) = w_c(x): object pixels, and background far from two objects
     if not torch.allclose(got[quiet], w_c[quiet], rtol=1e-4, atol=1e-4):
         if torch.allclose(got[quiet], torch.ones_like(got[quiet])):
             hint = "add w_c: every pixel of a class weighs N / (2·N_c) (N pixels in all, N_c of that class)"
         else:
             hint = ("w_c is N / (2·N_c) for background and for object pixels (N pixels in all, N_c of that class), "
-                    "1 everywhere when the map has only one class; the separation term is added on background "
-                    "pixels only")
-        return Failure(label, hint, "class weights w_c", expected, got)
-    if torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
-        return None
-    if torch.allclose(got - w_c, term ** 2 / w0, rtol=1e-3, atol=1e-3):  # exp(-D²/σ²) = (term / w0)²
-        hint = "the exponent is −(d1 + d2)² / (2σ²): did you forget the 2?"
-    else:
-        hint = ("d1 and d2 are the distances from the pixel to the nearest pixel of its nearest and of its second "
-                "nearest object (Euclidean, between pixel centres; two different ids), and the term is added on "
-                "background pixels only")
-    return Failure(label, hint, "separation term", expected, got)
+                    "1 everywhere when the map has only one class")
+        failures.append(Failure(label, hint, "class weights w_c", expected, got))
+    if not _constant_per_class(got - term, objects):
+        if _constant_per_class(got - term ** 2 / w0, objects):  # exp(-D²/σ²) = (term / w0)²
+            hint = "the exponent is −(d1 + d2)² / (2σ²): did you forget the 2?"
+        else:
+            hint = ("d1 and d2 are the distances from the pixel to the nearest pixel of its nearest and of its second "
+                    "nearest object (Euclidean, between pixel centres; two different ids), and the term is added on "
+                    "background pixels only")
+        failures.append(Failure(label, hint, "separation term", expected, got))
+    return failures or None
 
 
 WEIGHT_MAP = Exercise(
@@ -306,7 +330,7 @@ WEIGHT_MAP = Exercise(
                     "seglab/checks/unet.py:reference_weight_map"),
               names=("unet_weight_map", "class_balance", "reference_weight_map"),
               why="compute the class weights and the distances yourself"),
-    (("class weights w_c", 1), ("separation term", 2)))
+    (("class weights w_c", 1), ("separation term", 2)), independent_parts=True)
 
 
 def check_weight_map(fn, cases: int = 12, seed: int | None = None):
