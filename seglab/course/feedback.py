@@ -67,7 +67,7 @@ def _picture(expected, received) -> str:
     def plane(t):
         return t.detach().float().reshape(-1, *t.shape[-2:])[0]
 
-    panels = [("expected (PyTorch)", plane(expected))]
+    panels = [("expected", plane(expected))]  # the oracle: PyTorch, or the check's own reference (weight map)
     if isinstance(received, torch.Tensor) and received.dim() >= 2:
         panels.append(("yours", plane(received)))
         if panels[1][1].shape == panels[0][1].shape:
