@@ -550,6 +550,11 @@ def test_weight_map_check_grades_the_class_weights_and_the_separation_term():
     assert no_term.points == 1, no_term.message
     everywhere = check_weight_map(lambda i, w0, s: _student_weight_map(i, w0, s, background_only=False))
     assert "background pixels only" in everywhere.message and everywhere.points == 1, everywhere.message
+    # a hostile answer: constants so large that any tolerance relative to them would hide the missing term
+    for huge in (lambda i, w0, s: (i > 0).double() * 1e9,
+                 lambda i, w0, s: torch.full(i.shape, 1e30, dtype=torch.double),
+                 lambda i, w0, s: torch.full(i.shape, float("nan"))):
+        assert check_weight_map(huge).points == 0
     borrowed = check_weight_map(lambda i, w0, s: unet_weight_map(i, w0=w0, sigma=s))
     assert borrowed.points == 0 and "unet_weight_map" in borrowed.message
 

@@ -280,9 +280,12 @@ def _weight_call(case: dict, fn):
 
 
 def _constant_per_class(values: torch.Tensor, objects: torch.Tensor) -> bool:
-    """One value on all object pixels and one on all background pixels (a class weight, whatever it is)."""
-    tolerance = 1e-4 * max(1.0, float(values.abs().max()))
-    return all(float(v.max() - v.min()) <= tolerance for v in (values[objects], values[~objects]) if v.numel())
+    """One value on all object pixels and one on all background pixels: a class weight, right or wrong, but a
+    weight (finite, at most N = the pixel count, which bounds N / (2·N_c)). The tolerance is absolute, so a
+    huge constant cannot swallow the separation term it is meant to reveal."""
+    bound = values.numel()
+    return all(bool(torch.isfinite(v).all()) and float(v.abs().max()) <= bound and float(v.max() - v.min()) <= 1e-3
+               for v in (values[objects], values[~objects]) if v.numel())
 
 
 def _weight_judge(case: dict, got):
