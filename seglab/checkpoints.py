@@ -3,14 +3,12 @@ the model rebuilt from the config it holds (``seglab.models.build_model``)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from seglab.files import atomic_writer
 from seglab.history import History
 
 __all__ = ["atomic_write", "load_checkpoint", "load_model", "save_checkpoint"]
@@ -37,20 +35,9 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer=None, scale
 
 def atomic_write(obj, path: str | Path) -> Path:
     """``torch.save(obj, path)`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return path
+    with atomic_writer(path) as file:
+        torch.save(obj, file)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -191,11 +191,11 @@ def _bytes(text: str) -> int:
 
 def _merge_manual_sheet(rows, sheet, solutions) -> int | list:
     """Merge the hand-graded points of ``sheet`` into ``rows``; print the problems and return 2 if any."""
-    from seglab.course.grade import load_exercises
+    from seglab.course.grade import load_course
     from seglab.course.manual import ManualSheetError, merge_manual, read_sheet
 
     try:
-        entries = read_sheet(sheet, rows, load_exercises(solutions))
+        entries = read_sheet(sheet, rows, load_course(solutions))
     except ManualSheetError as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)
         return 2
@@ -217,10 +217,11 @@ def _shard(text: str) -> tuple[int, int]:
 def _write_feedback(folder, rows, sheet) -> None:
     from seglab.course.feedback import write_pages
     from seglab.course.manual import read_entries
+    from seglab.course.spreadsheet import say
 
     entries = read_entries(sheet) if sheet.is_file() else []
-    pages = write_pages(folder, rows, entries)
-    print(f"{len(pages)} feedback pages in {folder}/")
+    pages = write_pages(folder, rows, entries)  # every page atomically, as valid UTF-8
+    say(f"{len(pages)} feedback pages in {folder}/")
 
 
 def _grade_merge(argv: list[str]) -> int:
@@ -250,7 +251,7 @@ def _grade_merge(argv: list[str]) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from seglab.course.grade import append_csv, grade, load_exercises, points_table, read_csv, write_csv
+    from seglab.course.grade import append_csv, grade, load_course, points_table, read_csv, write_csv
     from seglab.course.manual import collect_answers, sheet_path, write_sheet
     from seglab.course.sandbox import Limits, SandboxUnavailable
 
@@ -285,6 +286,10 @@ def _grade(args: argparse.Namespace) -> int:
               "files (solutions included), use the network and stop the grader. Grade untrusted work only with "
               "the bwrap sandbox.", file=sys.stderr)
     limits = Limits(memory_bytes=args.memory)
+    from seglab.course.sandbox import enforcement
+
+    print("limits on this machine: " + "; ".join(f"{name}: {how}" for name, how in enforcement(args.sandbox).items()),
+          file=sys.stderr)
     try:
         rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
                      total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
@@ -296,7 +301,7 @@ def _grade(args: argparse.Namespace) -> int:
         print(f"seglab grade: error: {error}", file=sys.stderr)
         return 2
     rows = sorted(previous + rows, key=lambda r: (r.student, r.notebook))
-    write_sheet(collect_answers(args.submissions, load_exercises(args.solutions)), sheet)
+    write_sheet(collect_answers(args.submissions, load_course(args.solutions)), sheet)
     merged = _merge_manual_sheet(rows, sheet, args.solutions)
     rows = rows if isinstance(merged, int) else merged  # a sheet with mistakes: say so, keep the automatic grades
     write_csv(rows, out)
@@ -312,19 +317,21 @@ def _similarity(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from seglab.course.similarity import report_html, similar_pairs
+    from seglab.course.spreadsheet import say, write_text
 
     pairs = similar_pairs(args.submissions, notebooks_dir=args.notebooks, threshold=args.threshold)
-    Path(args.out).write_text(report_html(pairs, args.threshold), encoding="utf-8")
+    write_text(Path(args.out), report_html(pairs, args.threshold))  # atomic, valid UTF-8 whatever the answers hold
     for pair in pairs:
         exercises = ", ".join(e for e, share in pair.exercises if share >= args.threshold)
-        print(f"{pair.score:4.0%}  {pair.a}  {pair.b}  ({exercises})")
-    print(f"{len(pairs)} pairs at or above {args.threshold:.0%}; side by side in {args.out}")
+        say(f"{pair.score:4.0%}  {pair.a}  {pair.b}  ({exercises})")
+    say(f"{len(pairs)} pairs at or above {args.threshold:.0%}; side by side in {args.out}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from seglab.course.export import ExportError, moodle_table, read_roster, wide_table, write_table
     from seglab.course.grade import read_csv
+    from seglab.course.spreadsheet import say
 
     try:
         rows = read_csv(args.grades)
@@ -337,8 +344,8 @@ def _export(args: argparse.Namespace) -> int:
         print(f"seglab export: error: {error}", file=sys.stderr)
         return 2
     out = args.out or f"{args.grades.removesuffix('.csv')}-{args.format}.csv"
-    write_table(table, out)
-    print(f"{len(table) - 1} students written to {out} ({args.format})")
+    write_table(table, out)  # text cleaned, formulas neutralised, atomically
+    say(f"{len(table) - 1} students written to {out} ({args.format})")
     return 0
 
 
@@ -410,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--solutions", default="solutions", help="solution notebooks with the official checks")
     grade.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap" if sys.platform == "linux" else "none",
                        help="run each submission in bubblewrap (default on Linux) or without isolation")
-    grade.add_argument("--memory", type=_bytes, default="6G", help="address space per kernel process (default 6G)")
+    grade.add_argument("--memory", type=_bytes, default="6G",
+                       help="memory of each submission's whole sandbox, all its processes together (default 6G)")
     grade.add_argument("--resume", action="store_true",
                        help="keep the students already in --out and grade only the others")
     grade.add_argument("--seed", type=int, default=None,

@@ -81,15 +81,45 @@ def graded(tmp_path_factory):
     skipped.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(1)  # a figure that crashes"))
     _write(skipped, folder / "ivan.ipynb")
 
-    hidden = student()  # judy: her answer calls a helper the source does not show being defined
-    hidden.cells.insert(3, nbformat.v4.new_code_cell(
-        "import builtins\nbuiltins.halve = lambda n: n // 2  # not a name the grader can see"))
+    hidden = student()  # judy: her answer reads a table that a function call fills (the slice cannot see that)
+    hidden.cells.insert(3, nbformat.v4.new_code_cell("HALVES = {}\n\n\ndef fill(table):\n    table[4] = 2"))
+    hidden.cells.insert(4, nbformat.v4.new_code_cell("fill(HALVES)"))
     _solve(hidden, "pool_output_size")
     answer = _cell(hidden, "pool_output_size")
     answer.source = answer.source.replace("    s = k if s is None else s\n",
-                                          "    s = k if s is None else s\n    assert halve(4) == 2\n")
-    assert "halve" in answer.source
+                                          "    s = k if s is None else s\n    assert HALVES[4] == 2\n")
+    assert "HALVES" in answer.source
     _write(hidden, folder / "judy.ipynb")
+
+    method = student()  # mia: a method that sets a global, called in a cell of its own
+    method.cells.insert(3, nbformat.v4.new_code_cell("class Settings:\n    def use(self, value):\n"
+                                                      "        global HALF\n        HALF = value"))
+    method.cells.insert(4, nbformat.v4.new_code_cell("Settings().use(2)"))
+    appended = student()  # nia: a helper that appends to a list, called in a cell of its own
+    appended.cells.insert(3, nbformat.v4.new_code_cell("PARTS = []\n\n\ndef remember(value):\n    PARTS.append(value)"))
+    appended.cells.insert(4, nbformat.v4.new_code_cell("remember(2)"))
+    for notebook, name, check in ((method, "mia", "HALF == 2"), (appended, "nia", "PARTS[0] == 2")):
+        _solve(notebook, "pool_output_size")
+        answer = _cell(notebook, "pool_output_size")
+        answer.source = answer.source.replace("    s = k if s is None else s\n",
+                                              f"    s = k if s is None else s\n    assert {check}\n")
+        _write(notebook, folder / f"{name}.ipynb")
+
+    stripped = student()  # kim: saved by a tool that drops cell ids and nbgrader metadata (an old format)
+    _solve(stripped, "pool_output_size")
+    for cell in stripped.cells:
+        cell.metadata = {}
+        cell.pop("id", None)
+    stripped.nbformat_minor = 4
+    _write(stripped, folder / "kim.ipynb")
+
+    relabelled = student()  # leo: his grade_ids and tags rewritten, answers moved around the labels
+    _solve(relabelled, "receptive_field")
+    for cell in relabelled.cells:
+        if "nbgrader" in cell.metadata:
+            cell.metadata["nbgrader"]["grade_id"] = "check_conv_output_size"
+        cell.metadata["tags"] = ["seglab-setup"]
+    _write(relabelled, folder / "leo.ipynb")
 
     rows = grade(folder, solutions_dir=ROOT / "solutions", timeout=30, total_timeout=300, workers=2)
     table = {(r.student, r.exercise): r for r in rows}
@@ -99,7 +129,8 @@ def graded(tmp_path_factory):
 def test_collects_every_layout(graded):
     folder, _, _ = graded
     students = [s for s, _ in collect_submissions(folder)]
-    assert sorted(students) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+    assert sorted(students) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+                               "kim", "leo", "mia", "nia"]
 
 
 def test_correct_submission_gets_full_points(graded):
@@ -146,8 +177,9 @@ def test_cells_no_answer_needs_are_not_run(graded):
 
 
 def test_a_dependency_the_source_hides_reruns_the_whole_notebook(graded):
-    _, _, table = graded
-    assert table["judy", "check_pool_output_size"].points == 2, table["judy", "check_pool_output_size"].message
+    _, _, table = graded  # the slice does not see that fill(HALVES) changes HALVES: every cell runs again
+    for student in ("judy", "mia", "nia"):  # a table filled by a call, a method that sets a global, a list appended to
+        assert table[student, "check_pool_output_size"].points == 2, table[student, "check_pool_output_size"].message
 
 
 def test_invalid_json_gets_zero_with_reason(graded):
@@ -165,10 +197,15 @@ def test_edited_and_deleted_check_cells_use_the_official_checks(graded):
         "not implemented" in table["grace", "check_receptive_field"].message
 
 
-def test_notebook_is_told_by_grade_ids(graded):
+def test_notebook_and_cells_are_told_by_the_release_not_by_labels(graded):
     _, _, table = graded
-    assert table["heidi", "check_transposed_conv_output_size"].points == 2
+    assert table["heidi", "check_transposed_conv_output_size"].points == 2  # another file name
     assert table["heidi", "check_transposed_conv_output_size"].notebook == SOLUTION.name
+    assert table["kim", "check_pool_output_size"].points == 2, table["kim", "check_pool_output_size"].message
+    assert table["kim", "check_conv_output_size"].points == 0  # no ids, no metadata: told by the released cells
+    leo = {gid: table["leo", gid].points for gid in CHECKS}  # labels rewritten: they count for nothing
+    assert leo == {"check_conv_output_size": 0, "check_pool_output_size": 0, "check_transposed_conv_output_size": 0,
+                   "check_receptive_field": 3}, leo
 
 
 def test_exercises_come_from_the_solutions():

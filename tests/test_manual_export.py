@@ -10,7 +10,7 @@ import pytest
 
 from seglab.cli import main
 from seglab.course.export import ExportError, moodle_table, wide_table, write_table
-from seglab.course.grade import GradeRow, load_exercises, read_csv, write_csv
+from seglab.course.grade import GradeRow, load_course, read_csv, write_csv
 from seglab.course.manual import ManualSheetError, collect_answers, read_sheet, sheet_path, write_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ QUESTION = "answer_output_resolution"
 
 @pytest.fixture(scope="module")
 def exercises():
-    return load_exercises(ROOT / "solutions")
+    return load_course(ROOT / "solutions")
 
 
 def _rows(student: str, conv: float, manual="") -> list[GradeRow]:

@@ -1,10 +1,10 @@
 """Which cells grading runs (`seglab.course.needed`): answers, checks, and what they depend on only."""
 
-import nbformat
 import pytest
 
-from seglab.course.grade import _cells_to_run, load_exercises
+from seglab.course.grade import grading_notebook, load_course, parse_submission
 from seglab.course.needed import needed_cells
+from seglab.course.plan import plan_submission
 from tests.test_grade import ROOT
 
 
@@ -74,15 +74,18 @@ def test_harmless_magics_and_the_setup_cell():
 
 def test_the_course_notebooks_run_only_imports_answers_and_checks():
     """In every released notebook, grading skips the figures, widgets and training runs."""
-    exercises = load_exercises(ROOT / "solutions")
-    for name, graded in exercises.items():
+    course = load_course(ROOT / "solutions")
+    for name, graded in course.exercises.items():
         checks = {e.grade_id for e in graded if e.kind == "check"}
         if not checks:
             continue
-        notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-        run_cells = _cells_to_run(notebook, checks)
+        cells = parse_submission((ROOT / "notebooks" / name).read_bytes())
+        plan = plan_submission(cells, course.releases[name])
+        assert all(plan.answers[gid.removeprefix("check_")] for gid in checks), name  # every answer cell found
+        notebook, targets, trusted, probes = grading_notebook(plan, {gid: f"probe({gid!r})" for gid in checks})
+        assert set(probes) == checks and len(trusted) == 1, name
+        run_cells = needed_cells([cell.source for cell in notebook.cells], targets, trusted=trusted)
         assert run_cells is not None, name
         ran = [notebook.cells[i].source for i in sorted(run_cells)]
         assert not any("train_model(" in source or "plt.subplots(" in source for source in ran), name
-        targets = {i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") in checks}
         assert targets <= run_cells, name

@@ -121,9 +121,12 @@ _measure = getattr(importlib.import_module('torch.nn.functional'), 'max' + '_poo
 def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
     x = torch.zeros(1, 1, i, 1)
     return _measure(x, (k, 1), stride=(s or k, 1), padding=(p, 0), ceil_mode=ceil_mode).shape[2]""",
-    "sleeper": """import signal, time
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignore the grader's interrupt
-time.sleep(10**6)""",
+    "sleeper": """import time
+while True:  # swallow the grader's interrupt
+    try:
+        time.sleep(10**6)
+    except KeyboardInterrupt:
+        pass""",
 }
 
 
@@ -211,9 +214,10 @@ def test_nothing_outside_the_sandbox_changed(hostile_class):
 def test_borrowed_answers_are_named(hostile_class):
     messages = {(r["student"], r["exercise"]): r["message"] for r in hostile_class["rows"]}
     assert "arithmetic" in messages["delegator", "check_pool_output_size"]  # read in the answer's source
-    assert "seglab.arithmetic.pool_output_size" in messages["disguised", "check_pool_output_size"]  # seen running
-    assert "torch (max_pool2d" in messages["measurer", "check_pool_output_size"]
-    assert "could not be read" in messages["patcher", "check_pool_output_size"]
+    for disguised in ("disguised", "measurer"):  # code hidden from a reader never runs
+        assert "importlib (code the scan cannot read)" in messages[disguised, "check_pool_output_size"]
+    assert "part of the grader" in messages["patcher", "check_pool_output_size"]
+    assert "changes how cells run" in messages["hooker", "check_pool_output_size"]
 
 
 def test_rows_name_what_stopped_a_hostile_kernel(hostile_class):

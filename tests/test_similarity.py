@@ -74,13 +74,17 @@ def _disguise(code: str) -> str:
 def pairs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
     solution = _answer_cells(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4))
-    for student in ("alice", "bob", "carol", "dave"):
+    for student in ("alice", "bob", "carol", "dave", "eve"):
         notebook = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
         for grade_id, cell in _answer_cells(notebook).items():
             if student == "alice":
                 cell.source = solution[grade_id].source
             elif student == "bob":  # alice's answers, disguised
                 cell.source = _disguise(solution[grade_id].source)
+            elif student == "eve":  # bob's, in cells whose labels she rewrote (they count for nothing)
+                cell.source = _disguise(solution[grade_id].source)
+                cell.metadata["nbgrader"]["grade_id"] = "scratch"
+                cell.metadata["nbgrader"]["solution"] = False
             elif student == "carol":  # written independently
                 cell.source = INDEPENDENT[grade_id]
             # dave hands in the stubs unchanged
@@ -96,8 +100,8 @@ def test_normalising_ignores_names_comments_and_formatting():
 
 def test_a_disguised_copy_is_found(pairs):
     _, found = pairs
-    assert [(p.a, p.b) for p in found] == [("alice", "bob")]
-    assert found[0].score > 0.9 and found[0].cells
+    assert sorted((p.a, p.b) for p in found) == [("alice", "bob"), ("alice", "eve"), ("bob", "eve")]
+    assert all(pair.score > 0.9 and pair.cells for pair in found)
 
 
 def test_independent_answers_and_stubs_are_not_reported(pairs):
@@ -113,4 +117,37 @@ def test_cli_writes_a_side_by_side_report(pairs, tmp_path, capsys):
     assert main(["similarity", str(folder), "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
     assert "alice  bob" in capsys.readouterr().out
     page = out.read_text()
-    assert "alice and bob" in page and "upsampled" in page and "carol" not in page
+    assert "alice and bob" in page and "upsampled" in page and "carol" not in page and "alice and eve" in page
+
+
+def test_a_pasted_copy_of_seglab_is_reported_by_name(tmp_path, capsys):
+    """seglab's own code is left out between two students, so a copy of it must be reported on its own."""
+    import inspect
+
+    import seglab.arithmetic
+
+    pasted = "\n\n".join(inspect.getsource(f) for f in (seglab.arithmetic._require, seglab.arithmetic._check_common,
+                                                       seglab.arithmetic.conv_output_size))
+    pasted = re.sub(r"\bconv_output_size\b", "conv_output_size_mine", pasted.replace("span", "width"))
+    pasted = re.sub(r'"""[\s\S]*?"""', "", pasted)  # docstrings gone, comments added
+    pasted = "\n".join(line + "  # mine" if line.strip() else line for line in pasted.splitlines())
+    pasted += "\n\n\ndef conv_output_size(i, k, s=1, p=0, d=1):\n    return conv_output_size_mine(i, k, s, p, d)\n"
+    notebook_name = "01_convolution_arithmetic.ipynb"
+    solution = _answer_cells(nbformat.read(ROOT / "solutions" / notebook_name, as_version=4))
+    for student in ("erin", "frank"):
+        notebook = nbformat.read(ROOT / "notebooks" / notebook_name, as_version=4)
+        for grade_id, cell in _answer_cells(notebook).items():
+            cell.source = solution[grade_id].source  # the official solutions: never a copy
+        if student == "erin":
+            _answer_cells(notebook)["conv_output_size"].source = pasted
+        nbformat.write(notebook, tmp_path / f"{student}.ipynb")
+    found = similar_pairs(tmp_path, notebooks_dir=ROOT / "notebooks")
+    copies = [(p.a, p.b) for p in found if p.b.startswith("seglab.")]
+    assert copies == [("erin", "seglab.arithmetic.conv_output_size")]
+    copy = next(p for p in found if p.b.startswith("seglab."))
+    assert copy.score >= 0.8 and copy.exercises[0][0] == "conv_output_size"
+    assert "def conv_output_size" in copy.cells["conv_output_size"][1]  # the reference, side by side
+    out = tmp_path / "report.html"
+    assert main(["similarity", str(tmp_path), "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    assert "erin  seglab.arithmetic.conv_output_size" in capsys.readouterr().out
+    assert "seglab.arithmetic.conv_output_size" in out.read_text()

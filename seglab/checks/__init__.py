@@ -155,19 +155,18 @@ def evaluate(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
     not return: ``{"output": ...}``, ``{"borrowed": [...]}``, ``{"stop": message}`` or ``{"error": ...}``."""
     outcomes = []
     for case in cases:
-        borrowed: list[str] = []
-        try:
-            with watch(ex.off_limits) as borrowed:
-                output = ex.call(case, *objects)
-        except NotImplementedError:
-            outcome = {"error": {"type": "NotImplementedError", "message": "", "line": ""}}
-        except _StopCheck as stop:
-            outcome = {"stop": str(stop)}
-        except Exception as error:  # the student's code raised: say where
-            outcome = {"error": {"type": type(error).__name__, "message": str(error)[:MESSAGE_CHARS],
-                                 "line": _where(traceback.extract_tb(error.__traceback__))}}
-        else:
-            outcome = {"output": encode(output)}
+        with watch(ex.off_limits) as borrowed:  # what the answer returns is turned into data here too: a
+            try:                                # returned object's __int__ or an error's __str__ is its code
+                output = encode(ex.call(case, *objects))
+            except NotImplementedError:
+                outcome = {"error": {"type": "NotImplementedError", "message": "", "line": ""}}
+            except _StopCheck as stop:
+                outcome = {"stop": str(stop)}
+            except Exception as error:  # the student's code raised: say where
+                outcome = {"error": {"type": type(error).__name__, "message": str(error)[:MESSAGE_CHARS],
+                                     "line": _where(traceback.extract_tb(error.__traceback__))}}
+            else:
+                outcome = {"output": output}
         if borrowed:  # what it used decides, whether it then returned or raised
             outcome = {"borrowed": list(borrowed)}
         outcomes.append(outcome)

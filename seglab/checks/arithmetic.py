@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks.borrowed import ALL_OPS
 
 __all__ = ["check_conv_output_size", "check_pool_output_size", "check_receptive_field",
            "check_transposed_conv_output_size"]
@@ -39,8 +40,7 @@ SIZE_RULES = OffLimits(
     code=("seglab/arithmetic.py:conv_output_size", "seglab/arithmetic.py:pool_output_size",
           "seglab/arithmetic.py:transposed_conv_output_size", "seglab/arithmetic.py:receptive_field",
           "seglab/arithmetic.py:receptive_fields", "seglab/arithmetic.py:ReceptiveField.*"),
-    ops=("conv", "conv_transpose", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool1d",
-         "max_pool1d_with_indices", "avg_pool1d", "convolution_backward"),
+    ops=ALL_OPS,  # a size formula runs no torch operator at all
     names=("arithmetic", "ReceptiveField", "receptive_fields"),
     why="compute the size with the formula, without running or importing a layer that knows it")
 

@@ -1,39 +1,58 @@
 """The grader's side of a check, run in the student's kernel: call their objects on the grader's cases.
 
-``seglab grade`` puts, in place of each check cell, a cell that calls :func:`probe` with a file of cases
-it chose and a file to write the outcomes to. The outcomes are data (:func:`seglab.checks.evaluate`);
-the grader judges them in its own process. Nothing here decides points, so nothing a submission
-does to this module (or to anything else in its kernel) can raise a grade above what its answers earn.
+``seglab grade`` puts, in place of each check cell, a cell that calls :func:`probe` with the cases it
+chose (carried in the cell's own source, as JSON: they are on no disk and exist in the kernel only
+once that cell runs) and a token drawn for that probe alone. :func:`probe` sends the outcomes back as
+the cell's own output, a display of type :data:`MIME` that carries the token; the grader reads only
+that output of that cell (:func:`outcomes_of`) and ignores any other. The outcomes are data
+(:func:`seglab.checks.evaluate`); the grader judges them in its own process. Nothing here decides
+points, so nothing a submission does to this module (or to anything else in its kernel) can raise a
+grade above what its answers earn: an earlier cell does not know the cases or the token, and what it
+leaves behind to forge an output is found by the grader's source scan (:mod:`seglab.course.scan`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 from seglab.checks import MESSAGE_CHARS, evaluate, exercise
 from seglab.checks.wire import decode
 
-__all__ = ["probe", "probe_source"]
+__all__ = ["MIME", "outcomes_of", "probe", "probe_source"]
+
+MIME = "application/vnd.seglab.outcomes+json"
 
 
-def probe(exercise_id: str, cases_path: str, outcomes_path: str, objects: Callable[[], tuple]) -> None:
-    """Evaluate ``objects()`` (the student's answer) on the cases in ``cases_path``; write the outcomes."""
+def probe(exercise_id: str, cases: str, token: str, objects: Callable[[], tuple]) -> None:
+    """Evaluate ``objects()`` (the student's answer) on ``cases`` (JSON); show the outcomes as this cell's output."""
+    from IPython.display import display
+
     try:
         answer = objects()
     except NameError as error:
         outcomes = [{"stop": f"{str(error)[:MESSAGE_CHARS]}: run the cell that defines your answer"}]
     else:
-        cases = [decode(case) for case in json.loads(Path(cases_path).read_text())]
-        outcomes = evaluate(exercise(exercise_id), answer, cases)
-    partial = f"{outcomes_path}.part"
-    Path(partial).write_text(json.dumps(outcomes))
-    os.replace(partial, outcomes_path)
+        outcomes = evaluate(exercise(exercise_id), answer, [decode(case) for case in json.loads(cases)])
+    display({MIME: {"token": token, "outcomes": outcomes}}, raw=True)
 
 
-def probe_source(exercise_id: str, objects: list[str], cases_path: str, outcomes_path: str) -> str:
+def probe_source(exercise_id: str, objects: list[str], cases: str, token: str) -> str:
     """The code of the cell that runs :func:`probe` on the student's ``objects`` (names in the notebook)."""
     return (f"from seglab.checks.probe import probe as _seglab_probe\n"
-            f"_seglab_probe({exercise_id!r}, {cases_path!r}, {outcomes_path!r}, lambda: ({', '.join(objects)},))")
+            f"_seglab_probe({exercise_id!r}, {cases!r}, {token!r}, lambda: ({', '.join(objects)},))")
+
+
+def outcomes_of(cell, token: str):
+    """The outcomes a probe cell sent, from its outputs: a list, ``None`` when it sent none, or a reason
+    (a string) when what it sent cannot be the probe's (several answers, a wrong token, not a list)."""
+    sent = [output.get("data", {}).get(MIME) for output in cell.get("outputs", [])
+            if isinstance(output, dict) and output.get("output_type") == "display_data"
+            and isinstance(output.get("data"), dict) and MIME in output["data"]]
+    if not sent:
+        return None
+    own = [data for data in sent if isinstance(data, dict) and data.get("token") == token]
+    if len(own) != 1 or len(sent) != 1:
+        return "more than one answer arrived" if len(own) > 1 or len(sent) > 1 else "an answer not sent by the grader"
+    outcomes = own[0].get("outcomes")
+    return outcomes if isinstance(outcomes, list) else "not a list of outcomes"

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from seglab.checks import Exercise, Failure, OffLimits, check, require
+from seglab.checks.borrowed import ALL_OPS
 from seglab.checks.upsampling import randn
 from seglab.models import UNet, unet_input_size
 from seglab.models.unet import DecoderStage
@@ -208,7 +209,7 @@ UNET_SIZES = Exercise(
     "unet_sizes", "valid U-Net sizes", 2, _sizes_cases, _sizes_call, _sizes_judge, 10,
     OffLimits(code=("seglab/models/unet.py:unet_output_size", "seglab/models/unet.py:unet_input_size",
                     "seglab/models/unet.py:UNet.*", "seglab/models/base.py:SegmentationModel.*"),
-              ops=("conv", "conv_transpose", "max_pool2d", "max_pool2d_with_indices"),
+              ops=ALL_OPS,  # size formulas run no torch operator at all
               names=("UNet", "min_input_size"),
               why="compute the sizes with the formulas, without running a U-Net or seglab's size helpers"),
     (("output size", 1), ("input size", 1)), independent_parts=True)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seglab.checks import Exercise, Failure, OffLimits, check, require
+from seglab.checks.borrowed import CONVOLUTION_BACKWARD, FOLD, INTERPOLATION, TRANSPOSED_CONVOLUTION
 from seglab.layers import transposed_conv_geometry
 
 __all__ = ["check_bilinear_kernel", "check_convolution_matrix", "check_transposed_conv_by_autograd",
@@ -93,7 +94,7 @@ BILINEAR_KERNEL = Exercise(
     _bilinear_judge, 12,
     OffLimits(code=("seglab/layers.py:bilinear_kernel", "seglab/layers.py:BilinearUpsample.*",
                     "seglab/layers.py:TransposedConvUpsample.*"),
-              ops=("upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d"),
+              ops=INTERPOLATION,
               names=("interpolate", "Upsample", "BilinearUpsample", "TransposedConvUpsample"),
               why="build the kernel from the 1-D triangle, without running an upsampling layer"))
 
@@ -146,7 +147,8 @@ TRANSPOSED_CONV_BY_ZERO_INSERTION = Exercise(
     _transposed_cases,
     _tensor_call("transposed_conv_by_zero_insertion", "x", "weight", "stride", "padding", "output_padding"),
     _zero_insertion_judge, 20,
-    OffLimits(code=("seglab/layers.py:TransposedConvUpsample.*",), ops=("conv_transpose", "convolution_backward"),
+    OffLimits(code=("seglab/layers.py:TransposedConvUpsample.*",),
+              ops=TRANSPOSED_CONVOLUTION + CONVOLUTION_BACKWARD + FOLD,
               names=TRANSPOSED, why="insert zeros, pad and run an ordinary F.conv2d"),
     (("output shape", 1), ("values", 2)))
 
@@ -193,7 +195,7 @@ def _matrix_judge(case: dict, matrix):
 CONVOLUTION_MATRIX = Exercise(
     "convolution_matrix", "convolution matrix C and its transpose", 3, _matrix_cases,
     _tensor_call("convolution_matrix", "kernel", "n", "stride"), _matrix_judge, 12,
-    OffLimits(ops=("conv_transpose",), names=TRANSPOSED, why="place the kernel's weights in C by hand"))
+    OffLimits(ops=TRANSPOSED_CONVOLUTION + FOLD, names=TRANSPOSED, why="place the kernel's weights in C by hand"))
 
 
 def check_convolution_matrix(fn, cases: int = 12, seed: int | None = None):
@@ -234,7 +236,7 @@ def _autograd_judge(case: dict, got):
 TRANSPOSED_CONV_BY_AUTOGRAD = Exercise(
     "transposed_conv_by_autograd", "transposed convolution = gradient of convolution", 2, _autograd_cases,
     _tensor_call("transposed_conv_by_autograd", "y", "weight", "stride", "padding", "input_size"), _autograd_judge, 15,
-    OffLimits(ops=("conv_transpose",), names=TRANSPOSED, why="differentiate an ordinary F.conv2d"))
+    OffLimits(ops=TRANSPOSED_CONVOLUTION + FOLD, names=TRANSPOSED, why="differentiate an ordinary F.conv2d"))
 
 
 def check_transposed_conv_by_autograd(fn, cases: int = 15, seed: int | None = None):

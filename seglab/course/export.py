@@ -8,12 +8,17 @@
   a number with a ``.`` as the grade. seglab knows students by their submission's name (the file
   ``alice.ipynb`` or the folder ``submitted/alice/``); collect submissions under the Moodle username, or
   pass ``--roster`` (a CSV with columns ``student`` and ``moodle``) to translate.
+
+Every text cell is cleaned and a cell a spreadsheet would run as a formula (it starts with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return) gets a leading ``'`` (:mod:`seglab.course.spreadsheet`);
+numbers and Moodle's ``-`` are written as they are.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+
+from seglab.course.spreadsheet import read_rows, write_rows
 
 __all__ = ["FORMATS", "ExportError", "moodle_table", "read_roster", "wide_table", "write_table"]
 
@@ -57,11 +62,11 @@ def wide_table(rows) -> list[list[str]]:
 
 def read_roster(path: str | Path) -> dict[str, str]:
     """``{student: Moodle identifier}`` from a CSV with columns ``student`` and ``moodle``."""
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
-    if rows and not {"student", "moodle"} <= set(rows[0]):
-        raise ExportError(f"{path}: a roster needs the columns student and moodle, found {', '.join(rows[0])}")
-    return {row["student"].strip(): row["moodle"].strip() for row in rows}
+    header, *lines = read_rows(path) or [[]]
+    if (header or lines) and not {"student", "moodle"} <= set(header):
+        raise ExportError(f"{path}: a roster needs the columns student and moodle, found {', '.join(header)}")
+    rows = [dict(zip(header, line, strict=False)) for line in lines if any(cell.strip() for cell in line)]
+    return {row.get("student", "").strip(): row.get("moodle", "").strip() for row in rows}
 
 
 def moodle_table(rows, *, id_column: str = "Username", roster: dict[str, str] | None = None) -> list[list[str]]:
@@ -98,8 +103,6 @@ def moodle_table(rows, *, id_column: str = "Username", roster: dict[str, str] | 
 
 
 def write_table(table: list[list[str]], path: str | Path) -> Path:
-    """Write a table as UTF-8 CSV with a comma separator (what Moodle's import expects by default)."""
-    path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        csv.writer(file).writerows(table)
-    return path
+    """Write a table as UTF-8 CSV with a comma separator (what Moodle's import expects by default),
+    atomically, text cleaned and formulas neutralised (:func:`seglab.course.spreadsheet.escape_cell`)."""
+    return write_rows(path, table)

@@ -14,15 +14,17 @@ Pictures (maps and images) are embedded PNGs, so a page opens offline and prints
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
-import os
+import reprlib
 from pathlib import Path
 
 from seglab.checks.wire import decode, encode
+from seglab.course.spreadsheet import clean_text, write_text
 
-__all__ = ["render_page", "write_pages", "write_record"]
+__all__ = ["folder_name", "render_page", "write_pages", "write_record"]
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:52em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -37,24 +39,63 @@ pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;border-radius:4px} img{
 """
 
 
+MAX_SHOWN = 12  # numbers of a tensor shown on a page
+MAX_TEXT = 2_000  # characters of any other value shown
+MAX_SIDE = 256  # pixels per side of a picture (larger planes are subsampled)
+
+
 def write_record(folder: str | Path, student: str, notebook: str, exercises: list[dict],
-                 answers: dict[str, str]) -> Path:
-    """Keep the grader's results for one submission (values as :mod:`seglab.checks.wire` data)."""
-    path = Path(folder) / _safe(student) / f"{Path(notebook).stem}.json"
+                 answers: dict[str, str], findings: list[str] | None = None) -> Path:
+    """Keep the grader's results for one submission (values as :mod:`seglab.checks.wire` data), atomically,
+    in ``folder/<student folder>/<notebook>.json`` (:func:`folder_name`). ``findings``: what the grader
+    noticed in the submission's code, shown on the page."""
+    student, notebook = clean_text(student), clean_text(notebook)
+    path = Path(folder) / folder_name(student) / f"{folder_name(Path(notebook).stem)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"student": student, "notebook": notebook, "exercises": encode(exercises), "answers": answers}
-    partial = path.with_suffix(".json.part")
-    partial.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(partial, path)
+    record = {"student": student, "notebook": notebook, "exercises": encode(exercises),
+              "answers": {clean_text(k): clean_text(v) for k, v in (answers or {}).items()},
+              "findings": [clean_text(f) for f in findings or []]}
+    write_text(path, json.dumps(record))  # ASCII JSON: every other character escaped
     return path
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+def folder_name(name: str) -> str:
+    """The folder (or file) name for a student or notebook: the normalised name
+    (:func:`seglab.course.submissions.student_key`) when that is the name itself ("ada", "jane_doe"),
+    else the normalised name and a hash of the exact name ("jane_doe-3f1c…" for "Jane Doe"), so two
+    different names never share a folder (a normalised name holds no ``-``)."""
+    from seglab.course.submissions import student_key
+
+    name = clean_text(name)
+    key = student_key(name)
+    if key == name:
+        return key
+    return f"{key}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:12]}"
+
+
+_safe = folder_name  # the older name
+
+
+def _plane(tensor):
+    """The first 2-d plane of ``tensor`` as floats, subsampled to at most MAX_SIDE per side (``None``: none)."""
+    import torch
+
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or tensor.numel() == 0:
+        return None
+    plane = tensor.detach().reshape(-1, *tensor.shape[-2:])[0].float()
+    steps = [max(1, -(-size // MAX_SIDE)) for size in plane.shape]
+    return plane[::steps[0], ::steps[1]]
 
 
 def _picture(expected, received) -> str:
     """Expected, received and their difference as one embedded PNG (maps and images only)."""
+    try:
+        return _draw(expected, received)
+    except Exception:  # a picture is a help, never a reason for a page to fail
+        return ""
+
+
+def _draw(expected, received) -> str:
     import torch
 
     if not (isinstance(expected, torch.Tensor) and expected.dim() >= 2 and expected.numel() > 1):
@@ -64,117 +105,176 @@ def _picture(expected, received) -> str:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    def plane(t):
-        return t.detach().float().reshape(-1, *t.shape[-2:])[0]
-
-    panels = [("expected", plane(expected))]  # the oracle: PyTorch, or the check's own reference (weight map)
-    if isinstance(received, torch.Tensor) and received.dim() >= 2:
-        panels.append(("yours", plane(received)))
-        if panels[1][1].shape == panels[0][1].shape:
-            panels.append(("|difference|", (panels[1][1] - panels[0][1]).abs()))
+    panels = [("expected", _plane(expected))]  # the oracle: PyTorch, or the check's own reference (weight map)
+    yours = _plane(received)
+    if yours is not None:
+        panels.append(("yours", yours))
+        if tuple(received.shape[-2:]) == tuple(expected.shape[-2:]):
+            panels.append(("|difference|", (yours - panels[0][1]).abs()))
+    values = torch.cat([p.flatten() for _, p in panels[:2]])
+    values = values[torch.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if values.numel() else (0.0, 1.0)
     figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), squeeze=False)
-    low = min(float(p.min()) for _, p in panels[:2])
-    high = max(float(p.max()) for _, p in panels[:2])
-    for axis, (title, image) in zip(axes[0], panels, strict=True):
-        shown = axis.imshow(image.numpy(), cmap="magma" if title.startswith("|") else "viridis",
-                            vmin=None if title.startswith("|") else low, vmax=None if title.startswith("|") else high)
-        axis.set_title(f"{title}\n{tuple(image.shape)}", fontsize=8)
-        axis.set_xticks([]), axis.set_yticks([])
-        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
+    try:
+        for axis, (title, image) in zip(axes[0], panels, strict=True):
+            shown = axis.imshow(torch.nan_to_num(image, nan=0.0, posinf=high, neginf=low).numpy(),
+                                cmap="magma" if title.startswith("|") else "viridis",
+                                vmin=None if title.startswith("|") else low,
+                                vmax=None if title.startswith("|") else high)
+            axis.set_title(f"{title}\n{tuple(image.shape)}", fontsize=8)
+            axis.set_xticks([]), axis.set_yticks([])
+            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=80)
+    finally:
+        plt.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f"<img alt='expected, yours and their difference' src='data:image/png;base64,{data}'>"
 
 
+def _text(value, limit: int = MAX_TEXT) -> str:
+    """Any text, cleaned, cut at ``limit`` characters, HTML-escaped."""
+    text = clean_text(value)
+    if len(text) > limit:
+        text = text[:limit] + f" ... ({len(text) - limit} more characters)"
+    return html.escape(text)
+
+
 def _value(value) -> str:
-    import torch
+    try:
+        import torch
 
-    if isinstance(value, torch.Tensor):
-        if value.numel() <= 12:
-            numbers = ", ".join(f"{float(v):.4g}" for v in value.flatten().tolist())
-            return html.escape(f"tensor of shape {tuple(value.shape)}: [{numbers}]")
-        return html.escape(f"tensor of shape {tuple(value.shape)}")
-    return html.escape(repr(value))
+        if isinstance(value, torch.Tensor):
+            shape = tuple(value.shape)
+            if value.numel() == 0:
+                return _text(f"an empty tensor of shape {shape}")
+            if value.numel() <= MAX_SHOWN:
+                numbers = ", ".join(f"{float(v):.4g}" for v in value.detach().flatten().tolist())
+                return _text(f"tensor of shape {shape}: [{numbers}]" if shape else f"tensor (one number): {numbers}")
+            return _text(f"tensor of shape {shape}")
+        return _text(reprlib.repr(value) if isinstance(value, (list, tuple, dict, set)) else repr(value))
+    except Exception as error:  # a value whose repr fails: say what it is
+        return _text(f"<a {type(value).__name__} that cannot be shown: {type(error).__name__}>")
 
 
-def _failure(failure: dict | None) -> str:
-    if not failure:
+def _failure(failure) -> str:
+    if not isinstance(failure, dict) or not failure:
         return ""
-    parts = [f"<p>For example: {html.escape(str(failure.get('label', '')))}</p>"]
+    parts = [f"<p>For example: {_text(failure.get('label', ''))}</p>"]
     inputs = failure.get("inputs") or {}
-    if inputs:
+    if isinstance(inputs, dict) and inputs:
         parts.append("<table><tr><th>input</th><th>value</th></tr>" + "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{_value(v)}</td></tr>" for k, v in inputs.items()) + "</table>")
+            f"<tr><td>{_text(k, 200)}</td><td>{_value(v)}</td></tr>" for k, v in list(inputs.items())[:50])
+            + "</table>")
     expected, received = failure.get("expected"), failure.get("received")
     if expected is not None or received is not None:
         parts.append(f"<p>expected: {_value(expected)}<br>yours: {_value(received)}</p>")
     parts.append(_picture(expected, received))
-    parts.append(f"<p class='hint'>Hint: {html.escape(str(failure.get('hint', '')))}</p>")
+    parts.append(f"<p class='hint'>Hint: {_text(failure.get('hint', ''))}</p>")
     return "".join(parts)
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _status(points, maximum) -> str:
     if points == "":
         return "<span class='wait'>to be graded by hand</span>"
-    points, maximum = float(points), float(maximum)
+    points, maximum = _number(points), _number(maximum)
+    if points is None or maximum is None:
+        return "<span class='no'>?</span>"
     mark = "ok" if points >= maximum else "no"
     return f"<span class='{mark}'>{points:g} / {maximum:g}</span>"
 
 
+def _parts(parts) -> str:
+    items = []
+    for part in parts if isinstance(parts, list) else []:
+        try:
+            name, got, most = part
+            got, most = float(got), float(most)
+        except (TypeError, ValueError):
+            continue
+        items.append(f"<li class='{'ok' if got >= most else 'no'}'>{_text(name, 200)}: {got:g} / {most:g}</li>")
+    return "<ul>" + "".join(items) + "</ul>" if items else ""
+
+
 def render_page(record: dict, rows, manual: dict[str, tuple[str, str]] | None = None) -> str:
     """The page for one submission: ``rows`` are its grades (CSV rows, hand-graded points included);
-    ``manual``: ``{question: (points, comment)}`` from the hand-grading sheet."""
+    ``manual``: ``{question: (points, comment)}`` from the hand-grading sheet. Any text and any value
+    (empty or 0-d tensors, NaN, huge shapes) renders; what is shown is capped."""
     manual = manual or {}
-    details = {e["exercise"]: e for e in decode(record["exercises"])}
-    total = sum(float(r.points) for r in rows if r.points != "")
-    maximum = sum(float(r.max) for r in rows)
+    try:
+        decoded = decode(record.get("exercises") or [])
+        details = {str(e["exercise"]): e for e in decoded if isinstance(e, dict) and "exercise" in e}
+        broken = False
+    except Exception:  # a record that is not what write_record wrote: the page still shows the points
+        details, broken = {}, True
+    total = sum(_number(r.points) or 0.0 for r in rows if r.points != "")
+    maximum = sum(_number(r.max) or 0.0 for r in rows)
     waiting = sum(1 for r in rows if r.points == "")
-    title = f"{record['student']}: {Path(record['notebook']).stem}"
-    out = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{html.escape(title)}</title>",
-           f"<style>{STYLE}</style><h1>{html.escape(Path(record['notebook']).stem)}</h1>",
-           f"<p class='sub'>Feedback for {html.escape(record['student'])}: {total:g} of {maximum:g} points"
+    student, stem = clean_text(record.get("student", "")), Path(clean_text(record.get("notebook", ""))).stem
+    out = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{_text(f'{student}: {stem}')}</title>",
+           f"<style>{STYLE}</style><h1>{_text(stem)}</h1>",
+           f"<p class='sub'>Feedback for {_text(student)}: {total:g} of {maximum:g} points"
            + (f"; {waiting} answer(s) still to be graded by hand" if waiting else "") + ".</p>",
            "<table><tr><th>exercise</th><th class='pts'>points</th><th>result</th></tr>"]
     for row in rows:
-        out.append(f"<tr><td>{html.escape(row.exercise)}</td><td class='pts'>{_status(row.points, row.max)}</td>"
-                   f"<td>{html.escape(row.message)}</td></tr>")
+        out.append(f"<tr><td>{_text(row.exercise)}</td><td class='pts'>{_status(row.points, row.max)}</td>"
+                   f"<td>{_text(row.message)}</td></tr>")
     out.append("</table>")
+    if broken:
+        out.append("<p class='wait'>The details of this grading could not be shown; the points above stand.</p>")
+    findings = record.get("findings") or []
+    if isinstance(findings, list) and findings:
+        out.append("<section><h2>What the grader noticed in your code</h2><ul>"
+                   + "".join(f"<li>{_text(f)}</li>" for f in findings[:50]) + "</ul></section>")
+    answers = record.get("answers") if isinstance(record.get("answers"), dict) else {}
     for row in rows:
         detail = details.get(row.exercise, {})
-        answer = record.get("answers", {}).get(row.exercise)
+        answer = answers.get(row.exercise)
         if answer is None and not detail.get("failure") and not detail.get("parts"):
             continue
-        out.append(f"<section><h2>{html.escape(detail.get('title') or row.exercise)} — "
+        out.append(f"<section><h2>{_text(detail.get('title') or row.exercise)} — "
                    f"{_status(row.points, row.max)}</h2>")
-        if detail.get("parts"):
-            out.append("<ul>" + "".join(f"<li class='{'ok' if got >= most else 'no'}'>{html.escape(name)}: "
-                                        f"{got:g} / {most:g}</li>" for name, got, most in detail["parts"]) + "</ul>")
+        out.append(_parts(detail.get("parts")))
         out.append(_failure(detail.get("failure")))
         if answer is not None:
             _, comment = manual.get(row.exercise, ("", ""))
-            out.append(f"<p>Your answer:</p><pre>{html.escape(answer)}</pre>")
+            out.append(f"<p>Your answer:</p><pre>{_text(answer, 100_000)}</pre>")
             if comment:
-                out.append(f"<p>Tutor's comment: {html.escape(comment)}</p>")
+                out.append(f"<p>Tutor's comment: {_text(comment, 20_000)}</p>")
         out.append("</section>")
     out.append("</html>")
     return "\n".join(out)
 
 
 def write_pages(folder: str | Path, rows, manual_entries=()) -> list[Path]:
-    """Render every record in ``folder`` with the grades ``rows`` and the hand-grading sheet's entries."""
+    """Render every record in ``folder`` with the grades ``rows`` and the hand-grading sheet's entries
+    (atomically, as UTF-8; a record that cannot be read is skipped, the others are written)."""
     folder = Path(folder)
-    comments = {(e.student, e.notebook, e.question): (e.points, e.comment) for e in manual_entries}
+    comments: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+    for e in manual_entries:
+        comments.setdefault((clean_text(e.student), clean_text(e.notebook)), {})[clean_text(e.question)] = \
+            (e.points, e.comment)
+    own: dict[tuple[str, str], list] = {}
+    for row in rows:
+        own.setdefault((clean_text(row.student), clean_text(row.notebook)), []).append(row)
     written = []
     for path in sorted(folder.glob("*/*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        own = [r for r in rows if r.student == record["student"] and r.notebook == record["notebook"]]
-        if not own:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            key = (clean_text(record["student"]), clean_text(record["notebook"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a record write_record wrote
+        if key not in own:
             continue
-        manual = {q: v for (s, n, q), v in comments.items() if s == record["student"] and n == record["notebook"]}
         page = path.with_suffix(".html")
-        page.write_text(render_page(record, own, manual), encoding="utf-8")
+        write_text(page, render_page(record, own[key], comments.get(key, {})))
         written.append(page)
     return written

@@ -40,6 +40,7 @@ from seglab.course.release import (
     solution_regions,
     solution_tokens,
 )
+from seglab.files import atomic_writer
 
 __all__ = ["KitError", "KitLeakError", "SolutionSecrets", "build_kit", "build_wheel", "find_leaks", "kit_readme"]
 
@@ -263,14 +264,11 @@ many more random cases, and your written answers are read by a tutor.
 
 def _zip_folder(folder: Path, target: Path) -> Path:
     """``target`` holding ``folder/...`` (stable order and timestamps), written atomically."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-                info = zipfile.ZipInfo(file.relative_to(folder.parent).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
-                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
-                archive.writestr(info, file.read_bytes())
-    os.chmod(tmp.name, 0o644)  # a temporary file is private; the kit is for sharing
-    os.replace(tmp.name, target)
+    with atomic_writer(target, mode=0o644) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):  # the kit is for sharing: 0o644
+            info = zipfile.ZipInfo(file.relative_to(folder.parent).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            archive.writestr(info, file.read_bytes())
     return target
 
 

@@ -10,13 +10,10 @@ questions) and merges it into the grades CSV; ``seglab grade`` itself merges the
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+from seglab.course.spreadsheet import clean_text, read_rows, write_rows
 
 __all__ = ["ManualEntry", "ManualSheetError", "answer_text", "collect_answers", "merge_manual", "read_entries",
            "read_sheet", "sheet_path", "write_sheet"]
@@ -56,42 +53,82 @@ def answer_text(source: str) -> str:
     return "\n".join(lines).strip()
 
 
-def collect_answers(path: str | Path, exercises) -> list[ManualEntry]:
-    """The answers to hand-graded questions in the submissions at ``path`` (see ``grade.collect_submissions``)."""
-    from seglab.course.grade import _identify, collect_submissions
+ANSWER_CHARACTERS = 30_000  # of an answer in the sheet (a spreadsheet cell holds at most 32767)
 
-    entries = []
-    for student, file in collect_submissions(path):
+
+def _answer_cell(text: str) -> str:
+    text = clean_text(text)
+    return text if len(text) <= ANSWER_CHARACTERS else text[:ANSWER_CHARACTERS] + " [... cut: see the notebook]"
+
+
+def _sources(submission, course):
+    """``(notebook, {grade_id: answer source})`` of one submission, or ``None`` (the grades say why): answers
+    told by the tutor's release (:mod:`seglab.course.plan`), never by labels a student can edit."""
+    from seglab.course.grade import identify, parse_submission
+
+    plan = identify(parse_submission(submission.data), submission.name, course)
+    if plan is None:
+        return None
+    return plan.release.name, {gid: plan.answer_source(gid) for gid in plan.release.answers}
+
+
+def collect_answers(path, exercises) -> list[ManualEntry]:
+    """The answers to hand-graded questions in the submissions at ``path`` (a folder, a notebook, a zip:
+    :func:`seglab.course.submissions.collect`; refused submissions have no answer to grade).
+    ``exercises``: the grader's ``Course`` (:func:`seglab.course.grade.load_course`)."""
+    from seglab.course.submissions import Submission, collect
+
+    found = exercises.exercises
+    entries: dict[tuple[str, str, str], ManualEntry] = {}
+    submissions = path if isinstance(path, list) else collect(path)
+    for submission in submissions:
+        if not isinstance(submission, Submission) or not submission.ok:
+            continue
         try:
-            notebook = nbformat.read(file, as_version=4)
-        except Exception:  # the grades CSV says why; there is no answer to grade
+            sources = _sources(submission, exercises)
+        except Exception:  # not a notebook, or one the grader refuses: the grades CSV says why
             continue
-        name = _identify(notebook, file, exercises)
-        if name is None:
+        if sources is None:
             continue
-        sources = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in notebook.cells}
-        for exercise in exercises[name]:
+        name, answers = sources
+        for exercise in found.get(name, []):
             if exercise.kind == "manual":
-                answer = answer_text(sources.get(exercise.grade_id, ""))
-                entries.append(ManualEntry(student, name, exercise.grade_id, exercise.points, "", "",
-                                           answer or "(no answer)"))
-    return entries
+                answer = _answer_cell(answer_text(answers.get(exercise.grade_id, "") or ""))
+                entry = ManualEntry(submission.student, name, exercise.grade_id, exercise.points, "", "",
+                                    answer or "(no answer)")
+                entries.setdefault(entry.key, entry)  # a second copy of a notebook: the first one counts
+    return list(entries.values())
 
 
 def _read(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
-    if rows and not set(FIELDS) <= set(rows[0]):
+    header, *lines = read_rows(path) or [[]]
+    if (header or lines) and not set(FIELDS) <= set(header):
         raise ManualSheetError(f"{path} is not a seglab hand-grading sheet: it needs the columns {', '.join(FIELDS)}")
+    rows = []
+    for line in lines:
+        if not any(cell.strip() for cell in line):
+            continue  # a blank line a spreadsheet left
+        rows.append({name: line[index] if index < len(line) else "" for index, name in enumerate(header)})
     return rows
 
 
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ManualSheetError(f"{what}: the maximum {text!r} is not a number (the sheet was edited?)") from None
+
+
 def write_sheet(entries: list[ManualEntry], path: str | Path) -> Path:
-    """Write the sheet, keeping the points and comments already filled in at ``path`` (atomically)."""
+    """Write the sheet, keeping the points and comments already filled in at ``path`` (atomically). Text
+    is cleaned and cells that a spreadsheet would run as a formula are escaped
+    (:mod:`seglab.course.spreadsheet`); :func:`read_entries` gives back what was written."""
     path = Path(path)
     filled = {(r["student"], r["notebook"], r["question"]): r for r in _read(path)} if path.exists() else {}
     merged = {}
     for entry in entries:
+        entry = ManualEntry(*(clean_text(v) for v in entry.key), entry.max, clean_text(entry.points),
+                            clean_text(entry.comment), clean_text(entry.answer))
         old = filled.pop(entry.key, None)
         if old is not None and (old["points"].strip() or old["comment"].strip()):
             entry.points, entry.comment = old["points"], old["comment"]
@@ -99,21 +136,18 @@ def write_sheet(entries: list[ManualEntry], path: str | Path) -> Path:
                 entry.comment = CHANGED + entry.comment
         merged[entry.key] = entry
     for key, old in filled.items():  # graded before, not among these submissions: never dropped
-        merged[key] = ManualEntry(old["student"], old["notebook"], old["question"], float(old["max"]), old["points"],
+        merged[key] = ManualEntry(old["student"], old["notebook"], old["question"],
+                                  _number(old["max"], f"{path}: {old['student']}, {old['question']}"), old["points"],
                                   old["comment"], old["answer"])
-    with tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(asdict(entry) for entry in sorted(merged.values(), key=lambda e: e.key))
-    os.replace(file.name, path)
+    write_rows(path, [FIELDS, *([getattr(entry, field) for field in FIELDS]
+                                for entry in sorted(merged.values(), key=lambda e: e.key))])
     return path
 
 
 def read_entries(path: str | Path) -> list[ManualEntry]:
     """Every row of a sheet as it stands (filled or not), e.g. to join the sheets of shards."""
-    return [ManualEntry(r["student"], r["notebook"], r["question"], float(r["max"]), r["points"], r["comment"],
-                        r["answer"]) for r in _read(Path(path))]
+    return [ManualEntry(r["student"], r["notebook"], r["question"], _number(r["max"], f"{path}, line {line}"),
+                        r["points"], r["comment"], r["answer"]) for line, r in enumerate(_read(Path(path)), start=2)]
 
 
 def read_sheet(path: str | Path, rows, exercises) -> list[ManualEntry]:
@@ -122,6 +156,7 @@ def read_sheet(path: str | Path, rows, exercises) -> list[ManualEntry]:
     path = Path(path)
     if not path.is_file():
         raise ManualSheetError(f"no hand-grading sheet at {path}: `seglab grade` writes one beside the grades CSV")
+    exercises = getattr(exercises, "exercises", exercises)  # the grader's Course, or load_exercises's dict
     manual = {(name, e.grade_id): e.points for name, found in exercises.items() for e in found if e.kind == "manual"}
     known = {(r.student, r.notebook, r.exercise) for r in rows if (r.notebook, r.exercise) in manual}
     students = {r.student for r in rows}

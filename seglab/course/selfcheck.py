@@ -27,6 +27,7 @@ import nbformat
 
 from seglab.course.execute import execute_notebook
 from seglab.course.release import ANSWER_STUB, CODE_STUB
+from seglab.files import atomic_writer
 from seglab.report import table
 
 __all__ = ["ExerciseStatus", "NotebookCheck", "check_notebook", "format_report", "submission_zip"]
@@ -192,10 +193,7 @@ def submission_zip(path: str | Path, out_dir: str | Path | None = None) -> Path:
     target = out_dir / f"{path.stem}-{digest[:12]}.zip"
     manifest = {"notebook": path.name, "sha256": digest, "bytes": len(data), "seglab": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    with tempfile.NamedTemporaryFile(dir=out_dir, prefix=f".{target.name}.", delete=False) as tmp:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(path.name, data)
-            archive.writestr("MANIFEST.json", json.dumps(manifest, indent=2) + "\n")
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, target)
+    with atomic_writer(target, mode=0o644) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(path.name, data)
+        archive.writestr("MANIFEST.json", json.dumps(manifest, indent=2) + "\n")
     return target

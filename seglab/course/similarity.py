@@ -2,7 +2,10 @@
 
 Only the students' own code counts: the code cells of each exercise's answer (nbgrader ``solution``
 cells), without what the released stub already holds (signature, docstring, ``raise
-NotImplementedError()``) and without anything that also appears in seglab's own source. Each answer is
+NotImplementedError()``) and, between two students, without anything that also appears in seglab's own
+source. An answer that is a pasted or renamed copy of the seglab code its exercise puts off-limits
+(:func:`seglab.checks.borrowed.copied_reference`) is reported as a pair of the student and that seglab
+function (``Pair.b`` is its qualified name, e.g. ``seglab.arithmetic.conv_output_size``). Each answer is
 normalised first — comments, docstrings and formatting dropped, local names renamed in order of first
 use, string contents ignored — so renaming variables or reformatting does not hide a copy. Answers
 are compared as sets of k-token fingerprints (as MOSS does): the share of the smaller answer's
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["Pair", "fingerprints", "normalise", "report_html", "similar_pairs"]
+__all__ = ["Pair", "fingerprints", "normalise", "report_html", "seglab_copies", "similar_pairs"]
 
 K = 5  # tokens per fingerprint
 
@@ -116,20 +119,29 @@ class Pair:
     cells: dict[str, tuple[str, str]] = field(default_factory=dict)  # exercise: (a's code, b's code)
 
 
-def _answers(path: Path) -> dict[str, dict[str, str]]:
-    """``{student: {exercise: code}}`` of the answer cells (nbgrader ``solution`` code cells)."""
-    from seglab.course.grade import collect_submissions
+def _answers(path: Path, notebooks_dir: Path) -> dict[str, dict[str, str]]:
+    """``{student: {exercise: code}}`` of the answers, told by comparing each submission with the released
+    notebooks in ``notebooks_dir`` (:mod:`seglab.course.plan`: the labels a student can edit count for
+    nothing, so an answer moved to a relabelled cell is still the answer), read once and never through a link."""
+    from seglab.course.grade import identify, parse_submission
+    from seglab.course.plan import released_as
+    from seglab.course.submissions import collect
 
+    releases = {p.name: released_as(nbformat.read(p, as_version=4), p.name)
+                for p in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))}
     found: dict[str, dict[str, str]] = {}
-    for student, file in collect_submissions(path):
-        try:
-            notebook = nbformat.read(file, as_version=4)
-        except Exception:
+    for submission in collect(path):
+        if not submission.ok:
             continue
-        for cell in notebook.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
-                found.setdefault(student, {})[str(meta.get("grade_id"))] = cell.source
+        try:
+            plan = identify(parse_submission(submission.data), submission.name, releases)
+        except Exception:  # not a notebook: nothing to compare
+            continue
+        if plan is None:
+            continue
+        for grade_id, index in plan.release.answers.items():
+            if plan.release.cells[index].cell_type == "code" and plan.answers.get(grade_id):
+                found.setdefault(submission.student, {})[grade_id] = plan.answer_source(grade_id)
     return found
 
 
@@ -143,11 +155,32 @@ def _stubs(notebooks_dir: Path) -> set[int]:
     return found
 
 
+def seglab_copies(answers: dict[str, dict[str, str]]) -> list[Pair]:
+    """One pair (student, seglab's qualified name) for each student whose answers copy off-limits seglab code;
+    its score is the highest share of the reference's fingerprints found in one of the answers."""
+    from seglab.checks import exercises
+    from seglab.checks.borrowed import _reference_source, references_copied
+
+    known = exercises()
+    found: dict[tuple[str, str], Pair] = {}
+    for student in sorted(answers):
+        for grade_id, code in sorted(answers[student].items()):
+            if grade_id not in known:
+                continue
+            for reference, _, share in references_copied(code, known[grade_id].off_limits):
+                pair = found.setdefault((student, reference), Pair(student, reference, 0.0))
+                pair.score = max(pair.score, share)
+                pair.exercises.append((grade_id, share))
+                pair.cells[grade_id] = (code, _reference_source(reference))
+    return list(found.values())
+
+
 def similar_pairs(path: str | Path, *, notebooks_dir: str | Path = "notebooks", threshold: float = 0.8,
                   min_fingerprints: int = 12) -> list[Pair]:
-    """Pairs of students whose answers share at least ``threshold`` of their fingerprints, most similar
-    first. ``notebooks_dir``: the released (student) notebooks, whose stubs never count."""
-    answers = _answers(Path(path))
+    """Pairs of students whose answers share at least ``threshold`` of their fingerprints, and pairs of a
+    student and the seglab function their answer copies, most similar first. ``notebooks_dir``: the released
+    (student) notebooks, whose stubs never count."""
+    answers = _answers(Path(path), Path(notebooks_dir))
     common = _stubs(Path(notebooks_dir)) | _seglab_fingerprints()
     prints = {student: {exercise: fingerprints(normalise(code)) - common for exercise, code in own.items()}
               for student, own in answers.items()}
@@ -168,6 +201,7 @@ def similar_pairs(path: str | Path, *, notebooks_dir: str | Path = "notebooks", 
             if total and shared / total >= threshold:
                 cells = {e: (answers[a][e], answers[b][e]) for e, share in per_exercise if share >= threshold}
                 pairs.append(Pair(a, b, shared / total, per_exercise, cells))
+    pairs += seglab_copies(answers)
     return sorted(pairs, key=lambda p: -p.score)
 
 
@@ -178,8 +212,9 @@ def report_html(pairs: list[Pair], threshold: float) -> str:
              "white-space:pre-wrap;margin:0}table{border-collapse:collapse;width:100%}td{vertical-align:top;"
              "width:50%;padding:.3em}h2{border-top:1px solid #ccc;padding-top:.5em}</style>",
              f"<h1>Similar answers</h1><p>{len(pairs)} pairs share at least {threshold:.0%} of their code "
-             "(names, comments and formatting ignored; the released stubs and seglab's own code excluded). "
-             "A reason to look, not a verdict.</p>"]
+             "(names, comments and formatting ignored; the released stubs and seglab's own code excluded), "
+             "or copy a seglab function the exercise asks to write (named as the second of the pair: "
+             "<code>seglab....</code>). A reason to look, not a verdict.</p>"]
     for pair in pairs:
         a, b = html.escape(pair.a), html.escape(pair.b)
         parts.append(f"<h2>{a} and {b}: {pair.score:.0%}</h2><ul>")

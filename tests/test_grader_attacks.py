@@ -1,0 +1,241 @@
+"""Round two of hostile submissions (issue 24): the grader's own file handling, a result channel students
+cannot forge, labels that count for nothing, and submissions that tried to stop or skew a class.
+
+One class of notebook-01 submissions is graded once (two workers, feedback pages on). Every attacker
+also solves exercise 1 honestly, so each must end with exactly the 2 points that answer earns, the batch
+must finish with rows for everyone, and nothing of the tutor's files may reach the CSV, the hand-grading
+sheet or a feedback page."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from seglab.cli import main
+from seglab.course.sandbox import bwrap_available
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = ROOT / "solutions" / "01_convolution_arithmetic.ipynb"
+STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
+HONEST = "conv_output_size"
+
+pytestmark = pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap: tools/install-system-packages")
+
+
+def _cell(notebook, grade_id):
+    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _solution(grade_id: str) -> str:
+    return _cell(nbformat.read(SOLUTION, as_version=4), grade_id).source
+
+
+def _notebook(*, before_checks: str | None = None, cell_metadata: dict | None = None, solved=(HONEST,)):
+    """Notebook 01 with ``solved`` answered from the solution and ``before_checks`` as a new code cell
+    right before exercise 2's check (after its answer cell: it runs before every later check)."""
+    notebook = nbformat.read(STUDENT, as_version=4)
+    for grade_id in solved:
+        _cell(notebook, grade_id).source = _solution(grade_id)
+    if before_checks is not None:
+        cell = nbformat.v4.new_code_cell(before_checks)
+        cell.metadata.update(cell_metadata or {})
+        notebook.cells.insert(notebook.cells.index(_cell(notebook, "check_pool_output_size")), cell)
+    return notebook
+
+
+def _write_raw(notebook, path: Path) -> None:
+    """Write with JSON escapes, so text that is not valid UTF-8 (a lone surrogate) survives as it would in
+    a file a student's editor wrote."""
+    path.write_text(json.dumps(nbformat.from_dict(notebook), ensure_ascii=True), encoding="ascii")
+
+
+ATTACKS = {
+    # the results channel of round one: links where results and the kernel log used to be, to the tutor's
+    # solution, to /proc/self/mem and to a FIFO; the grader must not read any of them
+    "linker": f"""import os, pathlib
+targets = {{'.seglab-outcomes-check_pool_output_size.json': {str(SOLUTION)!r},
+           '.seglab-outcomes-check_receptive_field.json': '/proc/self/mem', 'kernel.log': {str(SOLUTION)!r}}}
+for folder in {{os.getcwd(), '/tmp', os.environ.get('HOME', '.')}}:
+    for name, target in targets.items():
+        try:
+            os.symlink(target, os.path.join(folder, name))
+        except OSError:
+            pass
+    try:
+        os.mkfifo(os.path.join(folder, '.seglab-outcomes-check_transposed_conv_output_size.json'))
+    except OSError:
+        pass""",
+    # forged answers on the new channel: its MIME type, a guessed token, printed before and by the answer
+    "forger": """from IPython.display import display
+MIME = 'application/vnd.seglab.outcomes+json'
+fake = {'token': '0' * 32, 'outcomes': [{'output': 1}] * 300}
+display({MIME: fake}, raw=True)
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    display({MIME: fake}, raw=True)
+    nested = []
+    for _ in range(900):
+        nested = [nested]
+    display({MIME: {'token': 'x', 'outcomes': nested}}, raw=True)
+    return 0""",
+    # round one's "points for nothing": a cell that claims the trusted setup tag and grade_ids, reads the
+    # case files of the old channel and answers them with seglab's reference
+    "setup_tag": """import glob, json
+from seglab import arithmetic as reference
+for path in glob.glob('.seglab-cases-*.json') + glob.glob('/tmp/**/.seglab-cases-*.json', recursive=True):
+    print('found', path)
+pool_output_size = reference.pool_output_size
+receptive_field = reference.receptive_field""",
+    # an answer computed in a thread the run-time watch would not see
+    "threader": """import threading
+from seglab import arithmetic as _a
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    box = []
+    worker = threading.Thread(target=lambda: box.append(_a.pool_output_size(i, k, s, p, ceil_mode)))
+    worker.start(); worker.join()
+    return box[0]""",
+    # IPython hooks and tracers that would see the probe's cases, and reading the cell history
+    "hooker": """ip = get_ipython()
+ip.events.register('pre_run_cell', lambda info: print(info.raw_cell[:200]))
+import sys
+sys.settrace(lambda *a: None)
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return len(In[-1])""",
+    # code hidden from a reader: exec of a string that imports the reference
+    "hider": """exec('from seglab.arith' + 'metic import pool_output_size')""",
+    # text that is not valid UTF-8: lone surrogates in a comment, an error message and a hand-graded answer
+    "surrogates": """# a comment with a lone surrogate: \ud800
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    raise ValueError('bad \udcff value \ud800')""",
+    # seglab's reference pasted under another name, renamed and reformatted
+    "paster": "PASTED",
+    # a 120,000-term expression (too deep to parse), in a cell an answer needs
+    "expression": "LIMIT = " + "+".join(["1"] * 120_000),
+}
+def _pasted_reference() -> str:
+    import inspect
+    import re
+
+    import seglab.arithmetic
+
+    source = inspect.getsource(seglab.arithmetic.pool_output_size)
+    source = re.sub(r'"""[\s\S]*?"""', "", source).replace("pool_output_size", "my_pool_size")
+    for old, new in (("ceil_mode", "round_up"), ("out", "result")):
+        source = re.sub(rf"\b{old}\b", new, source)
+    helpers = "\n\n".join(inspect.getsource(f) for f in (seglab.arithmetic._require, seglab.arithmetic._check_common))
+    return (f"import math\n\n\n{helpers}\n\n{source}\n\n\ndef pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
+            "    return my_pool_size(i, k, s, p, 1, ceil_mode)\n")
+
+
+CELL_METADATA = {"setup_tag": {"tags": ["seglab-setup"], "nbgrader": {"grade_id": "pool_output_size", "solution": True,
+                                                                       "grade": False, "locked": True}}}
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class2")
+    nbformat.write(_notebook(solved=(HONEST, "pool_output_size", "transposed_conv_output_size", "receptive_field")),
+                   folder / "alice.ipynb")
+    for name, attack in ATTACKS.items():
+        notebook = _notebook(before_checks=attack, cell_metadata=CELL_METADATA.get(name))
+        if name == "surrogates":
+            answer = next(c for c in notebook.cells if c.cell_type == "markdown"
+                          and c.metadata.get("nbgrader", {}).get("solution"))
+            answer.source = "=HYPERLINK(\"http://x\") resolution \ud800 is set by the total stride"
+        if name == "paster":
+            attack = _pasted_reference()
+            notebook = _notebook(before_checks=attack)
+        if name == "expression":
+            _cell(notebook, "pool_output_size").source = ("def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
+                                                          "    return LIMIT")
+        _write_raw(notebook, folder / f"{name}.ipynb")
+    twice = folder / "zoe"  # two copies of one notebook: graded once, never summed
+    twice.mkdir()
+    nbformat.write(_notebook(), twice / "first.ipynb")
+    nbformat.write(_notebook(), twice / "second.ipynb")
+    odd = os.fsencode(str(folder)) + b"/caf\xff.ipynb"  # an innocent byte that is not UTF-8 in a file name
+    with open(odd, "w") as file:
+        nbformat.write(_notebook(), file)
+    os.symlink(SOLUTION, folder / "mallory.ipynb")  # a submission that is a link to the tutor's solution
+    out, feedback = folder.parent / f"{folder.name}.csv", folder.parent / f"{folder.name}-feedback"
+    code = main(["grade", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"), "--workers", "2",
+                 "--timeout", "30", "--total-timeout", "300", "--feedback", str(feedback), "--no-progress"])
+    with open(out, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    texts = [out.read_text(encoding="utf-8")] + [p.read_text(encoding="utf-8") for p in folder.parent.glob(
+        f"{folder.name}-manual.csv")] + [p.read_text(encoding="utf-8") for p in feedback.rglob("*") if p.is_file()]
+    return {"code": code, "rows": rows, "texts": texts, "feedback": feedback}
+
+
+def _points(rows, student: str) -> dict[str, float]:
+    return {r["exercise"].removeprefix("check_"): float(r["points"]) for r in rows
+            if r["student"] == student and r["points"] not in ("", None)}
+
+
+def _messages(rows, student: str) -> str:
+    return " | ".join(r["message"] for r in rows if r["student"] == student)
+
+
+def test_the_batch_finishes_with_rows_for_everyone(attacked):
+    assert attacked["code"] == 0
+    students = {r["student"] for r in attacked["rows"]}
+    assert {"alice", "zoe", "mallory", *ATTACKS} <= students, students
+    assert any(s.startswith("caf") and s != "caf" for s in students), students  # the odd name, shown escaped
+    assert sum(_points(attacked["rows"], "alice").values()) == 9
+
+
+@pytest.mark.parametrize("attacker", ATTACKS)
+def test_an_attacker_earns_only_its_honest_answer(attacked, attacker):
+    points = _points(attacked["rows"], attacker)
+    assert all(got == 0 for exercise, got in points.items() if exercise != HONEST), \
+        (points, _messages(attacked["rows"], attacker))
+    if attacker not in ("setup_tag", "threader", "paster"):  # seglab's reference: off-limits in every answer
+        assert points.get(HONEST) == 2, _messages(attacked["rows"], attacker)
+
+
+def test_nothing_of_the_tutors_files_reaches_any_output(attacked):
+    solution = nbformat.read(SOLUTION, as_version=4)
+    secrets = [line.strip() for cell in solution.cells for line in cell.source.splitlines()
+               if "HIDDEN TESTS" in line or "BEGIN SOLUTION" in line] + ["math.ceil((i + 2 * p - k) / s)"]
+    for text in attacked["texts"]:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_a_linked_submission_is_refused_with_a_reason(attacked):
+    assert _points(attacked["rows"], "mallory") == {} or sum(_points(attacked["rows"], "mallory").values()) == 0
+    assert "link" in _messages(attacked["rows"], "mallory")
+
+
+def test_what_the_scan_found_is_in_the_message(attacked):
+    rows = attacked["rows"]
+    assert "threads" in _messages(rows, "threader")
+    assert "changes how cells run" in _messages(rows, "hooker") and "tracer" in _messages(rows, "hooker")
+    assert "exec" in _messages(rows, "hider")
+    assert "deeply" in _messages(rows, "expression") or "syntax nodes" in _messages(rows, "expression")
+
+
+def test_a_pasted_reference_is_named(attacked):
+    messages = {r["exercise"]: r["message"] for r in attacked["rows"] if r["student"] == "paster"}
+    assert "copy of seglab.arithmetic.pool_output_size" in messages["check_pool_output_size"], messages
+
+
+def test_forged_answers_are_not_read(attacked):
+    messages = {r["exercise"]: r["message"] for r in attacked["rows"] if r["student"] == "forger"}
+    assert "could not be read" in messages["check_pool_output_size"], messages
+
+
+def test_a_second_copy_is_refused_not_summed(attacked):
+    zoe = [r for r in attacked["rows"] if r["student"] == "zoe"]
+    assert sum(float(r["max"]) for r in zoe if r["points"] != "") == 9  # one notebook's maximum, not two
+    assert any("second copy" in r["message"] for r in zoe)
+
+
+def test_surrogates_are_written_safely(attacked):
+    assert "raised ValueError: bad" in _messages(attacked["rows"], "surrogates")  # graded, the text made valid
+    pages = [p for p in attacked["feedback"].rglob("*.html") if "surrogates" in str(p)]
+    assert pages, "a feedback page for the student with lone surrogates"
