@@ -131,7 +131,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 # Tutor-only commands and what they need beyond seglab's own dependencies: (extra, modules).
-TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools",))}
+TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools",)), "entry-test --format pdf": ("tutor", ("fpdf",))}
 
 
 def _require_extra(command: str) -> None:
@@ -350,6 +350,64 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+def _entry_test(args: argparse.Namespace) -> int:
+    import random
+    from pathlib import Path
+
+    from seglab.course import entry_test
+    from seglab.course.spreadsheet import say, write_bytes
+
+    bank = entry_test.load_bank(args.bank)
+    if args.format == "moodle":
+        out = Path(args.out or "entry-test.xml")
+        write_bytes(out, entry_test.moodle_xml(bank))
+        questions = entry_test.all_questions(bank)
+        say(f"{len(questions)} questions in {len(bank.topics)} categories written to {out}: import them into "
+            "Moodle's question bank (Moodle XML format)")
+        return 0
+    _require_extra("entry-test --format pdf")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1000, 10000)
+    roster = entry_test.read_roster(args.roster) if args.roster else None
+    variants = entry_test.make_variants(bank, args.variants, seed, roster)
+    if args.pass_mark:
+        entry_test.parse_pass(args.pass_mark, len(variants[0].questions))  # a mistake stops before printing
+    out = Path(args.out or "entry-test.pdf")
+    entry_test.write_pdf(variants, out, pass_mark=args.pass_mark or "")
+    key, key_csv = entry_test.write_key(variants, out.with_name(out.stem + "-key.json"), seed=seed, bank=bank)
+    say(f"{len(variants)} variants (seed {seed}, {len(variants[0].questions)} questions each) written to {out}; "
+        f"answer key in {key} and {key_csv}")
+    return 0
+
+
+def _entry_test_grade(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from seglab.course import entry_test
+    from seglab.course.spreadsheet import say
+
+    parser = argparse.ArgumentParser(prog="seglab entry-test grade",
+                                     description="Score the answers typed in from the paper entry test.")
+    parser.add_argument("answers", help="CSV with columns student, variant, q1, q2, ... (a letter or a number)")
+    parser.add_argument("--key", required=True, help="the key that --format pdf wrote (entry-test-key.json)")
+    parser.add_argument("--pass", dest="pass_mark", required=True, metavar="MARK",
+                        help="the pass mark: a percentage (60%%) or points")
+    parser.add_argument("--out", help="results CSV (default: ANSWERS-results.csv); -passed.csv and -moodle.csv "
+                                      "beside it")
+    parser.add_argument("--item", default="Entry test", help="the Moodle grade item's column name")
+    args = parser.parse_args(argv)
+    try:
+        results = entry_test.grade_answers(args.answers, entry_test.read_key(args.key))
+        out = Path(args.out or f"{args.answers.removesuffix('.csv')}-results.csv")
+        table, passed, moodle = entry_test.write_grades(results, args.pass_mark, out, item_name=args.item)
+    except (ValueError, OSError) as error:
+        print(f"seglab entry-test grade: error: {error}", file=sys.stderr)
+        return 2
+    count = sum(1 for r in results if r.score >= entry_test.parse_pass(args.pass_mark, r.maximum) - 1e-9)
+    say(f"{len(results)} students graded, {count} passed (pass mark {args.pass_mark}): {table}; pass list "
+        f"{passed}; Moodle grade import {moodle}")
+    return 0
+
+
     from seglab.models import trainable_models
     from seglab.recipes import DATA
 
@@ -461,12 +519,30 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_export)
     return parser
 
+    entry = sub.add_parser("entry-test", help="(tutors) the entry test from the tutor's bank: Moodle XML or paper",
+                           description="Write the entry test from the tutor's question bank: Moodle XML for the "
+                                       "question bank (a category per topic), or a printable PDF of variants "
+                                       "with its answer key.",
+                           epilog="seglab entry-test grade ANSWERS.csv --key KEY.json --pass 60% scores the "
+                                  "paper test.")
+    entry.add_argument("--format", choices=["moodle", "pdf"], default="moodle")
+    entry.add_argument("--bank", default="solutions/entry_test", help="the bank (default: solutions/entry_test)")
+    entry.add_argument("--out", help="default: entry-test.xml or entry-test.pdf (the key beside it)")
+    entry.add_argument("--variants", type=int, default=4, help="(pdf) number of variants (default 4)")
+    entry.add_argument("--seed", type=int, help="(pdf) makes the test reproducible (default: a new one, printed)")
+    entry.add_argument("--roster", help="(pdf) CSV with a column student (and moodle): one variant per student, "
+                                        "in seat order")
+    entry.add_argument("--pass", dest="pass_mark", metavar="MARK", help="(pdf) the pass mark to print, e.g. 60%%")
+    entry.set_defaults(func=_entry_test)
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["grade", "merge"]:  # a sub-command of grade, whose first argument is otherwise a path
         return _grade_merge(argv[2:])
     parser = build_parser()
+    if argv[:2] == ["entry-test", "grade"]:
+        return _entry_test_grade(argv[2:])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from seglab import __version__
+from seglab.course.entry_test import ChoiceItem, load_bank
 from seglab.course.execute import execute_notebook
 from seglab.course.kit import KitLeakError, SolutionSecrets, build_kit, find_leaks
 from seglab.course.release import BEGIN_SOLUTION, END_SOLUTION, SETUP_TAG, setup_cell
@@ -104,7 +105,9 @@ def test_the_leak_scan_finds_planted_leaks(kit, secrets, tmp_path):
     hidden = next(c for c in solution.cells if "### BEGIN HIDDEN TESTS" in c.source)
     tutor = next(c for c in solution.cells if "tutor" in c.metadata.get("tags", []))
     body = exercise.source.split("### BEGIN SOLUTION\n")[1].split("### END SOLUTION")[0]
-    _rezip(folder / WHEEL, {"seglab/answers.py": body, "seglab/solutions/x.txt": "hello"})
+    item = next(i for i in load_bank(ROOT / "solutions" / "entry_test").items if isinstance(i, ChoiceItem))
+    _rezip(folder / WHEEL, {"seglab/answers.py": body, "seglab/solutions/x.txt": "hello",
+                            "seglab/entry.py": f"# {item.wordings[0].stem}\n"})  # an entry-test item
     student = nbformat.read(folder / "notebooks" / "02_upsampling.ipynb", as_version=4)
     student.cells.append(nbformat.v4.new_code_cell(tutor.source))
     printed = nbformat.v4.new_code_cell("print(answer)")
@@ -119,6 +122,7 @@ def test_the_leak_scan_finds_planted_leaks(kit, secrets, tmp_path):
     assert f"{WHEEL}!seglab/solutions/x.txt: a file from solutions/" in leaks
     assert leaks.count("02_upsampling.ipynb: the text of a solution, hidden-test or tutor cell") == 3
     assert "notes.md: a solution or hidden-test marker line" in leaks
+    assert f"{WHEEL}!seglab/entry.py: an entry-test item" in leaks
 
 
 def test_a_leaky_source_writes_no_kit(tmp_path):

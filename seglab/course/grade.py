@@ -270,16 +270,20 @@ def _grade_plan(student: str, plan: Plan, course: Course, *, seed: int, feedback
     student_code = plan.student_code()
     findings = scan_cells({p: plan.cells[p].source for p in student_code})
     skipped = {f.cell - 1 for f in findings}
-    own = [plan.cells[p].source for p in sorted(student_code - skipped)
-           if p not in {q for positions in plan.answers.values() for q in positions}]
+    answer_cells = {q for positions in plan.answers.values() for q in positions}
+    static: set[str] = set()  # exercises decided by their source alone: running again changes nothing
 
     def judge(run: Run) -> dict[str, tuple[float, str, dict | None]]:
         found = {}
+        # the student's other cells that ran: a helper their answer calls is part of their answer
+        own = [plan.cells[p].source for p in sorted((run.ran & student_code) - answer_cells)]
         for gid, exercise in official.items():
             spec = specs[gid.removeprefix("check_")]
             code = "\n".join([answers[gid], *own])
             used, copied = names_used(code, spec.off_limits.names), copied_reference(code, spec.off_limits)
             outcome = run.outcomes[gid]
+            if copied or used:
+                static.add(gid)
             if copied:
                 found[gid] = (0, f"your answer is a copy of {copied}, seglab's own code, which this exercise asks "
                                  f"you to write yourself ({spec.off_limits.why})", None)
@@ -305,7 +309,7 @@ def _grade_plan(student: str, plan: Plan, course: Course, *, seed: int, feedback
         run = _run_probes(plan, official, chosen, only_needed, skipped, run_options)
         results = judge(run)
         if only_needed and run.sliced and (run.missed_name or any(
-                results[gid][0] < e.points for gid, e in official.items())):
+                results[gid][0] < e.points and gid not in static for gid, e in official.items())):
             # the slice may have missed what an answer depends on (a change made through a call): every cell
             again = judge(_run_probes(plan, official, chosen, False, skipped, run_options))
             results = {gid: max(results[gid], again[gid], key=lambda r: r[0]) for gid in official}
@@ -339,16 +343,18 @@ class Run:
     stop_reason: str | None  # why the run ended early
     sliced: bool  # only the cells the answers need ran
     missed_name: bool  # a cell or an answer met a NameError (the slice missed a dependency)
+    ran: set[int]  # positions in the submission of the student's cells that ran
 
 
 def grading_notebook(plan: Plan, probes: dict[str, str], skipped: set[int] = frozenset()) -> tuple:
     """The notebook grading runs: the release's setup cell, the student's code cells (but ``skipped``), and
     the probe ``probes[grade_id]`` in place of each check cell (at the end for a deleted one).
-    ``(notebook, targets, trusted, probe cells)``: indices of the cells that must run (answers and probes),
-    of the trusted setup cell, and of each probe by grade_id."""
+    ``(notebook, targets, trusted, probe cells, origin)``: indices of the cells that must run (answers and
+    probes), of the trusted setup cell, of each probe by grade_id, and ``{index: position}`` of the
+    student's cells in the submission."""
     setup = plan.release.cells[plan.release.setup].source if plan.release.setup is not None else ""
     at = {position: gid for gid, position in plan.checks.items() if position is not None and gid in probes}
-    cells, targets, trusted, probe_cells = [], set(), set(), {}
+    cells, targets, trusted, probe_cells, origin = [], set(), set(), {}, {}
     if plan.setup is None and setup:
         trusted.add(len(cells))
         cells.append(nbformat.v4.new_code_cell(setup))
@@ -366,13 +372,14 @@ def grading_notebook(plan: Plan, probes: dict[str, str], skipped: set[int] = fro
         elif position not in skipped:
             if position in answer_positions:
                 targets.add(len(cells))
+            origin[len(cells)] = position
             cells.append(nbformat.v4.new_code_cell(cell.source))
     for gid in probes:
         if gid not in probe_cells:  # a deleted check cell: check at the end
             targets.add(len(cells))
             probe_cells[gid] = len(cells)
             cells.append(nbformat.v4.new_code_cell(probes[gid]))
-    return nbformat.v4.new_notebook(cells=cells), targets, trusted, probe_cells
+    return nbformat.v4.new_notebook(cells=cells), targets, trusted, probe_cells, origin
 
 
 def _run_probes(plan: Plan, official: dict[str, Exercise], chosen: dict[str, list], only_needed: bool,
@@ -383,9 +390,10 @@ def _run_probes(plan: Plan, official: dict[str, Exercise], chosen: dict[str, lis
     probes = {gid: probe_source(gid.removeprefix("check_"), list(e.objects),
                                 json.dumps([encode(public(case)) for case in chosen[gid]]), tokens[gid])
               for gid, e in official.items()}
-    notebook, targets, trusted, probe_cells = grading_notebook(plan, probes, skipped)
+    notebook, targets, trusted, probe_cells, origin = grading_notebook(plan, probes, skipped)
     cells = notebook.cells
     needed = needed_cells([cell.source for cell in cells], targets, trusted=trusted) if only_needed else None
+    ran = {position for index, position in origin.items() if needed is None or index in needed}
     stop_reason = _execute(notebook, needed, set(probe_cells.values()), **run_options)
     outcomes = {gid: outcomes_of(cells[index], tokens[gid]) for gid, index in probe_cells.items()}
     errors = {gid: _cell_error(cells[index]) for gid, index in probe_cells.items()}
@@ -395,7 +403,7 @@ def _run_probes(plan: Plan, official: dict[str, Exercise], chosen: dict[str, lis
             (isinstance(outcome.get("error"), dict) and outcome["error"].get("type") == "NameError")
             or "run the cell that defines your answer" in str(outcome.get("stop", "")))
         for found in outcomes.values() if isinstance(found, list) for outcome in found)
-    return Run(outcomes, errors, stop_reason, needed is not None, missed)
+    return Run(outcomes, errors, stop_reason, needed is not None, missed, ran)
 
 
 def _execute(notebook, cells: set[int] | None, probe_cells: set[int], *, sandbox: str, limits: Limits,

@@ -9,8 +9,10 @@
 
 and then scans every text file of the folder and the zip, and every file inside the wheel, for
 anything from ``solutions/`` (:func:`find_leaks`): a file under a ``solutions`` folder, a solution or
-hidden-test marker, the text of any solution region, hidden-test region or tutor-only cell, and, in
-notebooks, a token that only the solution uses. A kit with a leak is an error, not a warning.
+hidden-test marker, the text of any solution region, hidden-test region or tutor-only cell, in
+notebooks a token that only the solution uses, and any item of the entry test's bank
+(``solutions/entry_test``: a stem or right answer, a numeric stem with any numbers). A kit with a leak is
+an error, not a warning.
 
 The wheel is built from a copy of ``pyproject.toml`` and ``seglab/`` (nothing else of the
 repository, nothing untracked beside them), with the student README as its description.
@@ -62,6 +64,7 @@ class SolutionSecrets:
 
     regions: list[list[str]] = field(default_factory=list)  # normalised lines of each region / tutor cell
     tokens: dict[str, set[str]] = field(default_factory=dict)  # notebook name -> tokens only its solutions use
+    patterns: list[str] = field(default_factory=list)  # the entry test's items, over normalised text
 
     @classmethod
     def read(cls, solutions_dir: str | Path) -> SolutionSecrets:
@@ -76,7 +79,21 @@ class SolutionSecrets:
                 secrets.regions += [lines for lines in map(_normalised, texts) if lines]
         if not secrets.tokens:
             raise FileNotFoundError(f"no solution notebooks (NN_name.ipynb) in {Path(solutions_dir).resolve()}")
+        bank = Path(solutions_dir) / "entry_test"
+        if (bank / "bank.py").is_file():  # the tutor's entry-test bank: no item may reach a student
+            from seglab.course.entry_test import bank_patterns, load_bank
+
+            secrets.patterns = bank_patterns(load_bank(bank))
         return secrets
+
+    def items_in(self, text: str) -> list[str]:
+        """The entry-test items found in ``text`` (compared lower case, whitespace and markup ignored)."""
+        from seglab.course.entry_test import normalise
+
+        if not self.patterns:
+            return []
+        flat = normalise(text)
+        return [match.group() for match in (re.search(p, flat) for p in self.patterns) if match]
 
 
 def _normalised(text: str) -> list[str]:
@@ -148,6 +165,7 @@ def find_leaks(path: str | Path, secrets: SolutionSecrets) -> list[str]:
         lines = _normalised(text)
         leaks += [f"{name}: the text of a solution, hidden-test or tutor cell ({region[0][:60]!r} ...)"
                   for region in secrets.regions if _contains(lines, region)]
+        leaks += [f"{name}: an entry-test item ({item[:60]!r} ...)" for item in secrets.items_in(text)]
         found = sorted(t for t in tokens if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", own_text))
         if found:
             leaks.append(f"{name}: tokens that only the solution uses: {', '.join(found[:10])}")

@@ -31,6 +31,7 @@ can reach the tutor's files and processes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -45,6 +46,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 __all__ = ["SANDBOXES", "Limits", "SandboxUnavailable", "SandboxedKernel", "bwrap_available", "enforcement"]
 
@@ -559,7 +562,7 @@ class SandboxedKernel:
             process = getattr(getattr(self.manager, "provisioner", None), "process", None)
             if process is None or process.poll() is not None:
                 continue
-            tree = _descendants(process.pid) if os.path.isdir("/proc") else []
+            tree = _descendants(process.pid)
             if self._cgroup is not None:  # also what left the tree (a double fork in sandbox none)
                 tree = sorted(set(tree) | set(self._cgroup.pids()) - {process.pid})
             if len(tree) > self.limits.processes + 8:  # the kernel and its helpers are a few processes
@@ -603,78 +606,44 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _threads(pids: list[int]) -> int:
-    """Threads of these processes (each process counts its main thread)."""
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    total = 0
+def _processes(pids: list[int]):
+    """The live ones of these processes (psutil), skipping any that ended meanwhile."""
     for pid in pids:
         try:
-            total += psutil.Process(pid).num_threads() if psutil else len(os.listdir(f"/proc/{pid}/task"))
-        except Exception:  # gone meanwhile
+            yield psutil.Process(pid)
+        except psutil.Error:
             continue
+
+
+def _threads(pids: list[int]) -> int:
+    """Threads of these processes (each process counts its main thread)."""
+    total = 0
+    for process in _processes(pids):
+        with contextlib.suppress(psutil.Error):
+            total += process.num_threads()
     return total
 
 
 def _resident(pids: list[int]) -> int:
     """Resident memory of these processes, bytes (shared pages counted in each)."""
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    total, page = 0, os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-    for pid in pids:
-        try:
-            if psutil:
-                total += psutil.Process(pid).memory_info().rss
-            else:
-                with open(f"/proc/{pid}/statm") as statm:
-                    total += int(statm.read().split()[1]) * page
-        except Exception:
-            continue
+    total = 0
+    for process in _processes(pids):
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
     return total
 
 
 def _tasks_of_user(uid: int) -> int:
     """Processes and threads of ``uid`` on the machine (what ``RLIMIT_NPROC`` counts)."""
-    count = 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if os.stat(f"/proc/{entry.name}").st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry.name}/task"))
-            except OSError:
-                continue
-    return count
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                ppid = int(stat.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
+    return sum(process.info["num_threads"] or 0 for process in psutil.process_iter(["uids", "num_threads"])
+               if process.info["uids"] is not None and process.info["uids"].real == uid)
 
 
 def _descendants(pid: int) -> list[int]:
-    children, found, todo = _children_map(), [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _count_descendants(pid: int) -> int:
-    return len(_descendants(pid)) if os.path.isdir("/proc") else 0
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def _kill_tree(pid: int) -> None:
