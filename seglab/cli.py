@@ -170,13 +170,14 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from seglab.course.selfcheck import check_notebook, format_report, submission_zip
+    from seglab.course.selfcheck import check_notebook, format_report, printable, submission_zip
 
     check = check_notebook(args.notebook, quick=not args.full, timeout=args.timeout, progress=not args.no_progress)
-    print(format_report(check))
+    encoding = getattr(sys.stdout, "encoding", None)  # cp1252 on Windows when redirected: no ✔ there
+    print(format_report(check, encoding=encoding))
     if args.zip:
         archive = submission_zip(args.notebook, args.out)
-        print(f"\nsubmission: {archive}")
+        print(printable(f"\nsubmission: {archive}", encoding))
     return 0
 
 
@@ -349,7 +350,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
 def _entry_test(args: argparse.Namespace) -> int:
     import random
     from pathlib import Path
@@ -408,6 +408,7 @@ def _entry_test_grade(argv: list[str]) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
     from seglab.models import trainable_models
     from seglab.recipes import DATA
 
@@ -517,7 +518,6 @@ def _entry_test_grade(argv: list[str]) -> int:
                         help="(moodle) the user column's header; map it to username, ID number or email at import")
     export.add_argument("--roster", help="(moodle) CSV with columns student, moodle: seglab's names to Moodle's")
     export.set_defaults(func=_export)
-    return parser
 
     entry = sub.add_parser("entry-test", help="(tutors) the entry test from the tutor's bank: Moodle XML or paper",
                            description="Write the entry test from the tutor's question bank: Moodle XML for the "
@@ -534,15 +534,16 @@ def _entry_test_grade(argv: list[str]) -> int:
                                         "in seat order")
     entry.add_argument("--pass", dest="pass_mark", metavar="MARK", help="(pdf) the pass mark to print, e.g. 60%%")
     entry.set_defaults(func=_entry_test)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["grade", "merge"]:  # a sub-command of grade, whose first argument is otherwise a path
         return _grade_merge(argv[2:])
-    parser = build_parser()
     if argv[:2] == ["entry-test", "grade"]:
         return _entry_test_grade(argv[2:])
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -3,6 +3,8 @@ probabilities), with the batch helpers that ``fit`` shares."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,7 +56,9 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, ignore
     loader = distributed.shard_loader(loader, train=False)  # under torchrun: each sample in one process
     model.to(settings.device)
     matrix = ConfusionMatrix(num_classes, ignore_index, device=settings.device)
-    loss_sum = torch.zeros((), device=settings.device, dtype=torch.float64)
+    # Float32 sums per batch, kept on the device (no sync per batch) and added up in float64 on the host: MPS
+    # has no float64, so nothing float64 may touch the device.
+    batch_losses = []
     pixels = torch.zeros((), device=settings.device, dtype=torch.int64)  # on the device: no sync per batch
     with eval_mode(model):
         for batch in loader:
@@ -64,14 +68,17 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, ignore
             with settings.autocast():
                 logits = model(images)  # (B, K, H', W')
             target = match_target(logits, target)
-            loss_sum += F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum").double()
+            batch_losses.append(F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum"))
             pixels += (target != ignore_index).sum()
             matrix.update(logits, target, labels_checked=True)
+    loss_sum = math.fsum(torch.stack(batch_losses).cpu().tolist()) if batch_losses else 0.0  # on the host
     if distributed.world_size() > 1:  # global metrics: sum the matrices, losses and pixel counts
         distributed.all_reduce_sum(matrix.matrix)
-        distributed.all_reduce_sum(loss_sum)
         distributed.all_reduce_sum(pixels)
-    return {"loss": loss_sum.item() / max(int(pixels), 1), **matrix.compute()}
+        # NCCL (CUDA) and gloo (CPU) carry float64; a process group on MPS is not supported by either
+        loss_sum = float(distributed.all_reduce_sum(torch.tensor(loss_sum, dtype=torch.float64,
+                                                                 device=settings.device)))
+    return {"loss": loss_sum / max(int(pixels), 1), **matrix.compute()}
 
 
 @torch.no_grad()

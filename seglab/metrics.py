@@ -14,6 +14,7 @@ class that is predicted but absent from the targets gets IoU 0 and counts.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["ConfusionMatrix", "check_labels"]
@@ -83,14 +84,16 @@ class ConfusionMatrix:
     def compute(self) -> dict:
         """``pixel_accuracy`` (float), ``iou`` and ``dice`` (lists per class, nan if absent), ``miou``,
         ``mean_dice`` (means over present classes) and ``matrix`` (a CPU tensor)."""
-        m = self.matrix.double().cpu()
-        tp = m.diag()
+        # float64 on the host, in NumPy: MPS has no float64, and the matrix may live there
+        m = self.matrix.cpu().numpy().astype(np.float64)
+        tp = np.diag(m)
         fp = m.sum(0) - tp
         fn = m.sum(1) - tp
         total = m.sum()
-        iou = tp / (tp + fp + fn)  # nan where the class is absent from targets and predictions
-        dice = 2 * tp / (2 * tp + fp + fn)
-        present = ~iou.isnan()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = tp / (tp + fp + fn)  # nan where the class is absent from targets and predictions
+            dice = 2 * tp / (2 * tp + fp + fn)
+        present = ~np.isnan(iou)
         return {
             "pixel_accuracy": float(tp.sum() / total) if total > 0 else float("nan"),
             "iou": iou.tolist(),

@@ -9,7 +9,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from seglab.checks import Exercise, OffLimits, check, require
+from seglab.checks import Exercise, OffLimits, _StopCheck, check, require
 from seglab.checks.borrowed import ALL_OPS
 
 __all__ = ["check_conv_output_size", "check_pool_output_size", "check_receptive_field",
@@ -45,16 +45,70 @@ SIZE_RULES = OffLimits(
     why="compute the size with the formula, without running or importing a layer that knows it")
 
 
+# --- the public check's cases: every typical mistake meets a case that shows it ----------------------------
+
+def _covering_cases(rng: random.Random, n: int, draw, judge, keys: tuple[str, ...], mistakes, first=()) -> list[dict]:
+    """``n`` cases: ``first``, then for each typical mistake one case that it gets wrong (and whose hint names
+    it), then random ones. So the student's check (and every hidden one) tells each mistake apart for every
+    seed: a wrong answer never passes by chance.
+
+    ``draw(rng)`` is one random case (or ``None``); ``mistakes`` are ``(answer, hint, condition)``: ``answer``
+    takes the case's ``keys`` as a student's function does, the case must meet ``condition`` and the judge's
+    hint for the wrong answer must contain ``hint`` (``""``: any hint).
+    """
+    cases = list(first)
+    for answer, hint, condition in mistakes:
+        for _ in range(20_000):
+            case = draw(rng)
+            if case is None or not condition(case):
+                continue
+            wrong = answer(*(case[key] for key in keys))
+            try:
+                failure = judge(case, list(wrong) if isinstance(wrong, tuple) else wrong)
+            except _StopCheck:  # e.g. not a whole number: wrong all the same
+                failure = ("", "")
+            if failure and hint in failure[1]:
+                cases.append(case)
+                break
+        else:  # pragma: no cover - the tests draw these cases for many seeds
+            raise RuntimeError(f"no case tells the mistake {answer} apart")
+    while len(cases) < n:
+        case = draw(rng)
+        if case is not None:
+            cases.append(case)
+    return cases[:n]
+
+
+def _any(case: dict) -> bool:
+    return True
+
+
 # --- convolution output size ---------------------------------------------------------------------------------
 
+def _conv_draw(rng: random.Random) -> dict | None:
+    i, k, s, p, d = rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4), rng.randint(0, 3), rng.randint(1, 3)
+    truth = _conv(i, k, s, p, d)
+    return None if truth is None else {"i": i, "k": k, "s": s, "p": p, "d": d, "_truth": truth}
+
+
+def _span(k, d):
+    return d * (k - 1) + 1
+
+
+_CONV_MISTAKES = (  # answer(i, k, s, p, d), the hint it gets, a condition on the case
+    (lambda i, k, s, p, d: (i + 2 * p - k) // s + 1, "dilation", _any),
+    (lambda i, k, s, p, d: (i + p - _span(k, d)) // s + 1, "each side", _any),
+    (lambda i, k, s, p, d: (i - _span(k, d)) // s + 1, "", _any),  # no padding
+    (lambda i, k, s, p, d: -(-(i + 2 * p - _span(k, d)) // s) + 1, "", _any),  # ceil (or true division)
+    (lambda i, k, s, p, d: (i + 2 * p - _span(k, d)) // s, "", _any),  # the first window not counted
+    (lambda i, k, s, p, d: (i + 2 * p - d * (k - 1)) // s + 1, "", _any),  # span d·(k−1)
+    (lambda i, k, s, p, d: (i + 2 * p - d * k) // s + 1, "", _any),  # span d·k
+    (lambda i, k, s, p, d: i + 2 * p - _span(k, d) + 1, "", _any),  # the stride ignored
+)
+
+
 def _conv_cases(rng: random.Random, n: int) -> list[dict]:
-    cases = []
-    while len(cases) < n:
-        i, k, s, p, d = rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4), rng.randint(0, 3), rng.randint(1, 3)
-        truth = _conv(i, k, s, p, d)
-        if truth is not None:
-            cases.append({"i": i, "k": k, "s": s, "p": p, "d": d, "_truth": truth})
-    return cases
+    return _covering_cases(rng, n, _conv_draw, _conv_judge, ("i", "k", "s", "p", "d"), _CONV_MISTAKES)
 
 
 def _conv_call(case: dict, fn):
@@ -91,19 +145,47 @@ def check_conv_output_size(fn, cases: int = 30, seed: int | None = None):
 
 # --- pooling output size -------------------------------------------------------------------------------------
 
+def _pool_draw(rng: random.Random) -> dict | None:
+    i, k = rng.randint(2, 40), rng.randint(2, 5)
+    s, p, ceil_mode = rng.randint(1, 4), rng.randint(0, k // 2), rng.random() < 0.5
+    stride_given = rng.random() < 0.7
+    stride = s if stride_given else k
+    truth = _torch_size(lambda: F.max_pool2d(torch.zeros(1, 1, i, 1), (k, 1), stride=(stride, 1), padding=(p, 0),
+                                             ceil_mode=ceil_mode))
+    if truth is None:
+        return None
+    return {"i": i, "k": k, "s": s if stride_given else None, "p": p, "ceil_mode": ceil_mode, "_truth": truth}
+
+
+def _pool_rule(i, k, s, p, ceil_mode, *, padding=2, end="i+p", rule=">=", floor=False, none_stride=None):
+    """A pooling size as a student may compute it: ``padding`` sides, the last-window rule against ``end``
+    with ``rule`` (``""``: none), ``floor`` always, ``none_stride`` for ``s=None`` (``None``: k)."""
+    s = (k if none_stride is None else none_stride) if s is None else s
+    span = i + padding * p - k
+    if not ceil_mode or floor:
+        return span // s + 1
+    out = -(-span // s) + 1
+    last = {"i+p": i + p, "i": i, "i+2p": i + 2 * p}[end]
+    if (rule == ">=" and (out - 1) * s >= last) or (rule == ">" and (out - 1) * s > last):
+        out -= 1
+    return out
+
+
+_POOL_MISTAKES = (  # the first: the case a hint for the last-window rule shows has padding
+    (lambda *c: _pool_rule(*c, rule=""), "last window", lambda case: case["p"] > 0),
+    (lambda *c: _pool_rule(*c, floor=True), "round up", _any),
+    (lambda *c: _pool_rule(*c, end="i"), "", _any),
+    (lambda *c: _pool_rule(*c, end="i+2p"), "", _any),
+    (lambda *c: _pool_rule(*c, rule=">"), "", _any),
+    (lambda i, k, s, p, ceil_mode: (i + 2 * p - k) // (k if s is None else s) + 1 + bool(ceil_mode), "", _any),
+    (lambda *c: _pool_rule(*c, padding=1), "", _any),
+    (lambda *c: _pool_rule(*c, padding=0), "", _any),
+    (lambda *c: _pool_rule(*c, none_stride=1), "kernel size", _any),
+)
+
+
 def _pool_cases(rng: random.Random, n: int) -> list[dict]:
-    cases = []
-    while len(cases) < n:
-        i, k = rng.randint(2, 40), rng.randint(2, 5)
-        s, p, ceil_mode = rng.randint(1, 4), rng.randint(0, k // 2), rng.random() < 0.5
-        stride_given = rng.random() < 0.7
-        stride = s if stride_given else k
-        truth = _torch_size(lambda i=i, k=k, stride=stride, p=p, ceil_mode=ceil_mode: F.max_pool2d(
-            torch.zeros(1, 1, i, 1), (k, 1), stride=(stride, 1), padding=(p, 0), ceil_mode=ceil_mode))
-        if truth is not None:
-            cases.append({"i": i, "k": k, "s": s if stride_given else None, "p": p, "ceil_mode": ceil_mode,
-                          "_truth": truth})
-    return cases
+    return _covering_cases(rng, n, _pool_draw, _pool_judge, ("i", "k", "s", "p", "ceil_mode"), _POOL_MISTAKES)
 
 
 def _pool_call(case: dict, fn):
@@ -123,7 +205,9 @@ def _pool_judge(case: dict, got):
     elif ceil_mode and got == (i + 2 * p - k) // stride + 1:
         hint = "with ceil_mode=True round up, not down (a last, partial window counts)."
     elif ceil_mode and got == truth + 1:
-        hint = "with ceil_mode=True a last window that would start inside the right padding is dropped."
+        hint = ("with ceil_mode=True the last window must start inside the input or the left padding: one that "
+                "would start in the right padding (at i + p or later, counting from the left edge of the padding) "
+                "is dropped.")
     else:
         hint = "the output size is floor((i + 2p − k) / s) + 1 (ceil with ceil_mode)."
     return f"{label}: you said {got}, PyTorch gives {truth}", hint
@@ -140,18 +224,37 @@ def check_pool_output_size(fn, cases: int = 30, seed: int | None = None):
 
 # --- transposed convolution output size ---------------------------------------------------------------------
 
+def _transposed_draw(rng: random.Random) -> dict | None:
+    i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
+    p, d = rng.randint(0, 2), rng.randint(1, 2)
+    op = rng.randint(0, max(s, d) - 1)
+    truth = _torch_size(lambda: F.conv_transpose2d(torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1),
+                                                   padding=(p, 0), output_padding=(op, 0), dilation=(d, 1)))
+    if truth is None or truth < 1:
+        return None
+    return {"i": i, "k": k, "s": s, "p": p, "d": d, "output_padding": op, "_truth": truth}
+
+
+def _transposed(i, k, s, p, d, op):
+    return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+_TRANSPOSED_MISTAKES = (  # answer(i, k, s, p, d, output_padding), the hint it gets, a condition on the case
+    (lambda i, k, s, p, d, op: _transposed(i, k, s, p, d, 0), "output_padding", _any),
+    (lambda i, k, s, p, d, op: _transposed(i, k, s, p, 1, op), "dilation", _any),
+    (lambda i, k, s, p, d, op: _transposed(i, k, s, p, d, op) + p, "subtract 2p", _any),
+    (lambda i, k, s, p, d, op: _transposed(i, k, s, p, d, op) + 4 * p, "subtract 2p", _any),  # + 2p
+    (lambda i, k, s, p, d, op: _transposed(i, k, s, p, d, op) + s, "(i − 1)·s", _any),  # i·s
+    (lambda i, k, s, p, d, op: _transposed(i, k, 1, p, d, op), "(i − 1)·s", _any),  # the stride ignored
+    (lambda i, k, s, p, d, op: (i - 1) * s - 2 * p + s * d * (k - 1) + op + 1, "", _any),
+    (lambda i, k, s, p, d, op: _transposed(i, k, s, p, d, op) - 1, "", _any),  # the + 1 forgotten
+    (lambda i, k, s, p, d, op: (i + 2 * p - d * (k - 1) - 1) // s + 1, "", _any),  # the convolution's formula
+)
+
+
 def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
-    cases = []
-    while len(cases) < n:
-        i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
-        p, d = rng.randint(0, 2), rng.randint(1, 2)
-        op = rng.randint(0, max(s, d) - 1)
-        truth = _torch_size(lambda i=i, k=k, s=s, p=p, d=d, op=op: F.conv_transpose2d(
-            torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1), padding=(p, 0),
-            output_padding=(op, 0), dilation=(d, 1)))
-        if truth is not None and truth >= 1:
-            cases.append({"i": i, "k": k, "s": s, "p": p, "d": d, "output_padding": op, "_truth": truth})
-    return cases
+    return _covering_cases(rng, n, _transposed_draw, _transposed_judge, ("i", "k", "s", "p", "d", "output_padding"),
+                           _TRANSPOSED_MISTAKES)
 
 
 def _transposed_call(case: dict, fn):
@@ -191,10 +294,10 @@ def _transposed_judge(case: dict, got):
         hint = "off by one: did you forget output_padding? It adds rows on one side."
     elif got == (i - 1) * s - 2 * p + k + op and d > 1:
         hint = "did you forget the dilation? The kernel spans d·(k−1)+1 pixels."
-    elif got == (i - 1) * s - p + d * (k - 1) + op + 1:
+    elif p > 0 and got in (truth + p, truth + 4 * p):
         hint = "the padding p is removed from each side: subtract 2p."
-    elif got == i * s - 2 * p + d * (k - 1) + op + 1:
-        hint = "there are i − 1 strides between i input pixels, so (i − 1)·s."
+    elif s > 1 and got in (truth + s, truth - (i - 1) * (s - 1)):
+        hint = "the stride spreads the i input pixels s apart, with i − 1 strides between them: (i − 1)·s."
     else:
         hint = "the output size is (i − 1)·s − 2p + d·(k − 1) + output_padding + 1."
     return f"{label}: you said {got}, PyTorch gives {truth}", hint
@@ -248,14 +351,51 @@ def _footprint(layers) -> tuple[int, float]:
 
 # --- receptive field ----------------------------------------------------------------------------------------
 
+def _receptive_draw(rng: random.Random) -> dict:
+    """A random stack with its size and jump by the formula (the cases kept are measured: :func:`_measured`)."""
+    stack = random_stack(rng)
+    layers = [[k, s, p, d] for _, k, s, p, d in stack]
+    size, jump = _receptive_formula(layers)
+    return {"layers": layers, "_size": size, "_jump": jump, "_stack": stack}
+
+
+def _receptive_formula(layers, *, own_stride=False, no_jump=False, dilation=True, after=False, extent=0,
+                       padding=0, added=False) -> tuple[int, int]:
+    """Size and jump by the rule (``size += d·(k−1)·jump``, then ``jump *= s``), or with a typical mistake."""
+    size, jump = 1, 1
+    for k, s, p, d in layers:
+        if after:
+            jump *= s
+        span = (d if dilation else 1) * (k - 1) + extent * d + padding * p
+        size += span * (s if own_stride else 1 if no_jump else jump)
+        if not after:
+            jump = jump + s - 1 if added else jump * s
+    return size, jump
+
+
+_RECEPTIVE_MISTAKES = (  # answer(layers), the hint it gets, a condition on the case
+    (lambda layers: _receptive_formula(layers, own_stride=True), "*input*", _any),
+    (lambda layers: _receptive_formula(layers, no_jump=True), "", _any),
+    (lambda layers: (_receptive_formula(layers, no_jump=True)[0], 1), "product of all strides", _any),
+    (lambda layers: _receptive_formula(layers, dilation=False), "dilation", _any),
+    (lambda layers: _receptive_formula(layers, after=True), "before", _any),
+    (lambda layers: _receptive_formula(layers, extent=1), "", _any),  # d·k
+    (lambda layers: _receptive_formula(layers, padding=2), "padding", _any),
+    (lambda layers: _receptive_formula(layers, added=True), "product of all strides", _any),
+)
+
+
+def _measured(case: dict) -> dict:
+    size, jump = _footprint(case["_stack"])
+    return {"layers": case["layers"], "_size": size, "_jump": jump}
+
+
 def _receptive_cases(rng: random.Random, n: int) -> list[dict]:
-    stacks = [[("conv", 3, 1, 1, 1)] * 2 + [("pool", 2, 2, 0, 1)]]  # a VGG block first
-    stacks += [random_stack(rng) for _ in range(n - 1)]
-    cases = []
-    for stack in stacks:
-        size, jump = _footprint(stack)
-        cases.append({"layers": [[k, s, p, d] for _, k, s, p, d in stack], "_size": size, "_jump": jump})
-    return cases
+    vgg = _receptive_formula([[3, 1, 1, 1]] * 2 + [[2, 2, 0, 1]])  # a VGG block first
+    first = [{"layers": [[3, 1, 1, 1], [3, 1, 1, 1], [2, 2, 0, 1]], "_size": vgg[0], "_jump": vgg[1],
+              "_stack": [("conv", 3, 1, 1, 1)] * 2 + [("pool", 2, 2, 0, 1)]}]
+    cases = _covering_cases(rng, n, _receptive_draw, _receptive_judge, ("layers",), _RECEPTIVE_MISTAKES, first)
+    return [_measured(case) for case in cases]  # the size measured with autograd, as before
 
 
 def _receptive_call(case: dict, fn):
@@ -275,8 +415,13 @@ def _receptive_judge(case: dict, answer):
     elif any(d > 1 for *_, d in layers) and got_size == 1 + sum(
             (k - 1) * math.prod(s2 for _, s2, _, _ in layers[:n]) for n, (k, _, _, _) in enumerate(layers)):
         hint = "did you forget the dilation? Use the dilated kernel span d·(k−1)+1."
-    elif got_size == 1 + sum((d * (k - 1)) * s for k, s, _, d in layers):
+    elif got_size == _receptive_formula(layers, own_stride=True)[0]:
         hint = "each layer adds (span − 1) × the jump of its *input* (the strides before it), not × its own stride."
+    elif got_size == _receptive_formula(layers, after=True)[0]:
+        hint = ("add the layer's (span − 1) × the jump *before* multiplying the jump by its stride: the jump of its "
+                "input.")
+    elif any(p > 0 for _, _, p, _ in layers) and got_size == _receptive_formula(layers, padding=2)[0]:
+        hint = "padding moves the windows but does not widen them: leave p out of the size."
     else:
         hint = "start with size 1, jump 1; each layer: size += (d·(k−1)) · jump, then jump *= s."
     return f"{label}: you said (size={got_size}, jump={got_jump}), autograd says ({size}, {jump})", hint

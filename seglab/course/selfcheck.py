@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+import textwrap
 import time
 import zipfile
 from contextlib import contextmanager
@@ -30,12 +31,19 @@ from seglab.course.release import ANSWER_STUB, CODE_STUB
 from seglab.files import atomic_writer
 from seglab.report import table
 
-__all__ = ["ExerciseStatus", "NotebookCheck", "check_notebook", "format_report", "submission_zip"]
+__all__ = ["ExerciseStatus", "NotebookCheck", "check_notebook", "format_report", "printable", "submission_zip"]
 
 RESULTS_MARKER = "SEGLAB-CHECK-RESULTS "
 _READ_RESULTS = f'from seglab.checks import results_json\nprint("{RESULTS_MARKER}" + results_json())'
 SYMBOLS = {"passed": "✔", "failed": "✘", "not implemented yet": "…", "graded by hand": "✎", "not answered yet": "✎",
            "not run": "✘"}
+# where the terminal's encoding has no ✔ (Windows' cp1252 when redirected, PYTHONIOENCODING=ascii)
+ASCII_SYMBOLS = {"passed": "+", "failed": "x", "not implemented yet": "...", "graded by hand": "~",
+                 "not answered yet": "~", "not run": "x"}
+# typographic signs of the checks' hints, for an encoding without them
+_ASCII = str.maketrans({"−": "-", "–": "-", "—": "-", "·": "*", "×": "x", "…": "...", "‘": "'", "’": "'",
+                        "“": '"', "”": '"', "≥": ">=", "≤": "<=", "→": "->", "✔": "+", "✘": "x", "✎": "~"})
+WIDTH = 100  # the longest line of the report, but for the table (whose rows are short)
 
 
 @dataclass(frozen=True)
@@ -149,33 +157,82 @@ def check_notebook(path: str | Path, *, quick: bool = True, timeout: float = 300
                          errors, stop_reason, time.monotonic() - start, quick)
 
 
-def format_report(check: NotebookCheck) -> str:
-    """The table a student reads: one row per graded cell, the automatic total, and what went wrong."""
-    rows = []
+def _wrap(text: str, indent: str = "", more: str = "    ", width: int = WIDTH) -> list[str]:
+    """``text`` in lines of at most ``width`` characters: the first after ``indent``, the rest after ``more``;
+    a line break in ``text`` starts a new line (after ``more``)."""
+    lines = []
+    for n, paragraph in enumerate(text.split("\n")):
+        first = indent if n == 0 else more
+        lines += textwrap.wrap(paragraph.strip(), width, initial_indent=first, subsequent_indent=more,
+                               break_on_hyphens=False) or [first.rstrip()]
+    return lines
+
+
+def _encodable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
+
+
+def printable(text: str, encoding: str | None) -> str:
+    """``text`` as a stream of ``encoding`` can write it: typographic signs as ASCII where the encoding lacks
+    them, and any other character it cannot encode as ``?`` (a student's message may hold anything)."""
+    encoding = encoding or "utf-8"
+    if _encodable(text, encoding):
+        return text
+    if not _encodable("", encoding):  # an unknown codec
+        encoding = "ascii"
+    text = text.translate(_ASCII)
+    return text.encode(encoding, errors="replace").decode(encoding)
+
+
+def format_report(check: NotebookCheck, *, encoding: str | None = "utf-8", width: int = WIDTH) -> str:
+    """The table a student reads: one row per graded cell, the automatic total, and what went wrong, with
+    every line at most ``width`` characters (the table's rows are short), as text that ``encoding`` can write
+    (✔/✘ where it can, else ASCII signs)."""
+    plain = not _encodable("".join(SYMBOLS.values()) + "–", encoding or "utf-8")
+    symbols = ASCII_SYMBOLS if plain else SYMBOLS
+
+    def wrap(text: str, indent: str = "", more: str = "") -> list[str]:
+        return _wrap(text.translate(_ASCII) if plain else text, indent, more, width)
+
+    rows, details = [], []
     for s in check.exercises:
+        name = s.exercise.removeprefix("check_")
         points = f"– / {s.max_points:g}" if s.points is None else f"{s.points:g} / {s.max_points:g}"
-        result = f"{SYMBOLS[s.status]} {s.status}" + (f": {s.message}" if s.message else "")
-        rows.append([s.exercise.removeprefix("check_"), points, result])
+        shown = s.message if s.status != "passed" else ""  # "all 30 cases passed" says nothing more
+        rows.append([name, points, f"{symbols[s.status]} {s.status}" + (" (see below)" if shown else "")])
+        if shown:  # on lines of its own below the table: a failed check's message is long
+            details += wrap(f"{name}: {shown}", "  ", "      ")
     automatic = [s for s in check.exercises if s.points is not None]
     got, most = sum(s.points for s in automatic), sum(s.max_points for s in automatic)
     manual = sum(s.max_points for s in check.exercises if s.points is None)
     mode = "training cells shortened" if check.quick else "full size"
-    lines = [f"{check.name}: re-run in a fresh kernel in {check.seconds:.0f} s ({mode})", ""]
+    lines = [*wrap(f"{check.name}: re-run in a fresh kernel in {check.seconds:.0f} s ({mode})"), ""]
     if rows:
-        lines += [table(["exercise", "points", "result"], rows), "",
-                  f"automatic checks: {got:g} / {most:g} points"
-                  + (f"; {manual:g} more points for answers graded by hand" if manual else "")]
+        lines += [table(["exercise", "points", "result"], rows), ""]
+        if details:
+            lines += ["what the checks found:", *details, ""]
+        if automatic:
+            lines += wrap(f"automatic checks: {got:g} / {most:g} points"
+                          + (f"; {manual:g} more points for answers graded by hand" if manual else ""))
+        else:
+            lines += wrap(f"this notebook has no automatic checks: all its {manual:g} points are for answers that "
+                          "a tutor grades by hand")
     else:
         lines.append("this notebook has no graded exercises")
     if check.errors:
         lines.append("cells that raised an error (the cell number counts every cell, markdown too):")
-        lines += [f"  {error}" for error in check.errors]
+        for error in check.errors:
+            lines += wrap(error, "  ", "      ")
     if check.stop_reason:
-        lines.append(f"the run stopped early: {check.stop_reason}")
-    if rows:
-        lines.append("These are the public checks. At grading, hidden checks test the same functions on many more "
-                     "random cases, so an answer that passes here can still lose points there.")
-    return "\n".join(lines)
+        lines += wrap(f"the run stopped early: {check.stop_reason}", more="    ")
+    if automatic:
+        lines += wrap("These are the public checks. At grading, hidden checks test the same functions on many more "
+                      "random cases, so an answer that passes here can still lose points there.")
+    return printable("\n".join(lines), encoding)
 
 
 def submission_zip(path: str | Path, out_dir: str | Path | None = None) -> Path:
