@@ -55,6 +55,8 @@ def _released(name: str) -> list:
     ("x = sys._getframe(1).f_locals", "frame inspection"),
     ("print(In[-1])", "cell history"),
     ("from seglab.checks.probe import probe", "part of the grader"),
+    ("import seglab.checks as c\nc.probe.probe = lambda *a: None", "part of the grader"),  # the probe replaced
+    ("from seglab import checks\nchecks.borrowed.watch = None", "part of the grader"),
     ("with torch._C._DisableTorchDispatch():\n    pass", "run-time watch"),
     ("%run other.py", "magic %run"),
     ("!cat /etc/passwd", "shell command"),

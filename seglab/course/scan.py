@@ -70,6 +70,8 @@ OS_PROCESSES = {"fork", "forkpty", "system", "popen", "spawnl", "spawnle", "spaw
                 "execve", "execvp", "execvpe", "kill", "killpg", "register_at_fork", "startfile"}
 GRADING_MODULES = ("seglab.checks.probe", "seglab.checks.wire", "seglab.checks.borrowed", "seglab.course")
 ALLOWED_MODULES = ("IPython.display", "os.path")  # pictures and tables; paths
+GRADING_PACKAGES = {"seglab.checks", "seglab.course"}  # imported as a module object (aliased or from seglab)
+GRADING_ATTRIBUTES = {"probe", "wire", "borrowed", "watch"}  # reached through such an object: c.probe.probe = ...
 STUDENT_MODULES = ("seglab.course.preparation",)  # notebook 00's self-test
 HISTORY = re.compile(r"^(In|Out|_ih|_oh|_dh|_i+|_i\d+|_\d+|__|___|_ii+)$")
 
@@ -116,9 +118,10 @@ def _dotted(node: ast.AST) -> str:
 
 
 def _grading(dotted: str) -> bool:
-    """Whether ``dotted`` names a module of the grading machinery (notebook 00's questions are not)."""
-    return any(dotted == m or dotted.startswith(m + ".") for m in GRADING_MODULES) and not \
-        dotted.startswith(STUDENT_MODULES)
+    """Whether ``dotted`` names a module of the grading machinery (notebook 00's questions are not), or the
+    package that holds it as a module object (``import seglab.checks as c`` reaches ``c.probe``)."""
+    return (any(dotted == m or dotted.startswith(m + ".") for m in GRADING_MODULES) or dotted in GRADING_PACKAGES) \
+        and not dotted.startswith(STUDENT_MODULES)
 
 
 def _imported(names: list[str]) -> list[str]:
@@ -200,7 +203,7 @@ def scan_source(source: str, *, limits: ScanLimits = LIMITS) -> list[str]:
             elif dotted in ("sys.modules", "sys.meta_path", "sys.path_hooks", "sys.displayhook", "sys.excepthook",
                             "sys.stdout", "sys.stderr", "sys.__stdout__"):
                 add(f"uses {dotted} (changes what other code imports or prints)")
-            elif node.attr.startswith("_seglab") or _grading(dotted):
+            elif node.attr.startswith("_seglab") or _grading(dotted) or node.attr in GRADING_ATTRIBUTES:
                 add(f"uses {dotted}, part of the grader")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id in ATTRIBUTE_BY_NAME and (
