@@ -76,15 +76,19 @@ def transposed_conv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int =
     return size
 
 
-def pool_output_size(i: int, k: int, s: int | None = None, p: int = 0, d: int = 1,
-                     ceil_mode: bool = False) -> int:
-    """Output size of max/average pooling (``s`` defaults to ``k``, as in ``nn.MaxPool2d``).
+def pool_output_size(i: int, k: int, s: int | None = None, p: int = 0, ceil_mode: bool = False, *,
+                     d: int = 1) -> int:
+    """Output size of max/average pooling (``s`` defaults to ``k``, as in ``nn.MaxPool2d``; the arguments in
+    notebook 01's order, dilation ``d`` by keyword only).
 
-    With ``ceil_mode=True`` the last, partial window counts too, unless it would start in the
-    right padding only (PyTorch's rule).
+    With ``ceil_mode=True`` the last, partial window counts too, unless it would start after the
+    input's last pixel, in the right padding or (with ``p=0``) beyond the input: every window must
+    start on an input pixel or in the left padding (PyTorch's rule).
 
     >>> pool_output_size(5, 2), pool_output_size(5, 2, ceil_mode=True)
     (2, 3)
+    >>> pool_output_size(18, 2, 3, ceil_mode=True)  # a 7th window would start at 18, past the input
+    6
     """
     s = k if s is None else s
     _check_common(i, k, s, p, d)
@@ -92,7 +96,7 @@ def pool_output_size(i: int, k: int, s: int | None = None, p: int = 0, d: int = 
     span = d * (k - 1) + 1
     rounding = math.ceil if ceil_mode else math.floor
     out = rounding((i + 2 * p - span) / s) + 1
-    if ceil_mode and (out - 1) * s >= i + p:  # the last window would start inside the padding
+    if ceil_mode and (out - 1) * s >= i + p:  # the last window would start after the input
         out -= 1
     _require(out >= 1, f"the pooling window spans {span} pixels (k={k}, d={d}) but the padded input has only "
                        f"{i + 2 * p} (i={i}, p={p} per side): use a larger input or a smaller window")

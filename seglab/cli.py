@@ -12,7 +12,7 @@ from seglab.report import table
 __all__ = ["main"]
 
 
-def _info(_args: argparse.Namespace) -> int:
+def _info(args: argparse.Namespace) -> int:
     import numpy
     import torch
     import torchvision
@@ -39,6 +39,12 @@ def _info(_args: argparse.Namespace) -> int:
         ("seglab threads", "{} for training and evaluation ({})".format(*thread_choice())),
         ("platform", platform.platform()),
     ]
+    if args.speed:  # the unit the notebooks state their times in
+        from seglab.recipes import training_rate
+
+        rate = training_rate("unet", device=device)
+        rows.append(("training speed", f"{rate:.0f} images/s (the default U-Net recipe, on {device}): a notebook "
+                                       f"stated at R images/s takes about R / {rate:.0f} times as long here"))
     print(table(None, rows, markdown=False))
     return 0
 
@@ -131,7 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 # Tutor-only commands and what they need beyond seglab's own dependencies: (extra, modules).
-TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools",)), "entry-test --format pdf": ("tutor", ("fpdf",))}
+TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools", "jinja2")), "entry-test --format pdf": ("tutor", ("fpdf",))}
 
 
 def _require_extra(command: str) -> None:
@@ -417,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Semantic segmentation with deep learning: the course package's command line.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="versions, compute device and threads")
+    info.add_argument("--speed", action="store_true",
+                      help="also measure this machine's training speed (about 10 s): the notebooks state their "
+                           "times at a measured speed, to scale to yours")
     info.set_defaults(func=_info)
 
     train = sub.add_parser("train", help="train a model on the synthetic or the nuclei data",

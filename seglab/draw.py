@@ -92,8 +92,8 @@ def draw_unet(depth: int = 4, base_channels: int = 64, merge: str = "skip", ax=N
     def right(level):
         return (2 * depth - level) * 0.9
 
-    def width(level):
-        return 0.35 + 0.12 * level
+    def width(level):  # wide enough for the right boxes' "128→64"
+        return 0.5 + 0.1 * level
 
     def arrow(start, end, **kwargs):
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=10, **kwargs))
@@ -111,7 +111,9 @@ def draw_unet(depth: int = 4, base_channels: int = 64, merge: str = "skip", ax=N
                 fontsize=7)
         if label:
             arrow((left(level) + width(level), y + 0.3), (right(level), y + 0.3), color="grey", linestyle="--")
-            ax.text((left(level) + right(level)) / 2, y + 0.38, label, ha="center", fontsize=7, color="grey")
+            if level == 0:  # named once, where the gap is widest: the dashed arrows below are the same merge
+                ax.text((left(level) + width(level) + right(level)) / 2, y + 0.38, label + " at every level",
+                        ha="center", fontsize=7, color="grey")
         arrow((left(level) + width(level) / 2, y), (left(level + 1) + width(level + 1) / 2, y - 0.4))
         below = left(depth) if level + 1 == depth else right(level + 1)  # the bottleneck feeds the lowest stage
         arrow((below + width(level + 1) / 2, y - 0.4), (right(level) + width(level) / 2, y), color="#137d7d")

@@ -20,21 +20,34 @@ class Quiz:
         self.responses: dict[int, bool] = {}
         self._score_label = None
 
-    def answer(self, number: int, response) -> bool:
+    def answer(self, number: int, response) -> None:
         """Answer question ``number`` (1-based) with an option's letter (``"b"``), its index from 0 (``1``)
-        or, for a numeric question, a number; prints the feedback."""
+        or, for a numeric question, a number; prints the feedback (``quiz.responses[number]``: right or not).
+
+        A response the question cannot take (a letter for a numeric question, an option that does not exist)
+        is refused with the forms it takes, and counts as no answer."""
         if not 1 <= number <= len(self.questions):
             raise ValueError(f"there are questions 1 to {len(self.questions)}, not {number}")
         question = self.questions[number - 1]
-        if isinstance(response, str) and not question.numeric and len(response.strip()) == 1:
-            response = ord(response.strip().lower()) - ord("a")  # "b" -> option 1
+        letters = "".join(chr(ord("a") + i) for i in range(len(question.options or ())))
+        if question.numeric:
+            try:
+                float(response)
+            except (TypeError, ValueError):
+                raise ValueError(f"question {number} asks for a number, got {response!r}: answer with "
+                                 f"quiz.answer({number}, <a number>)") from None
+        else:
+            if isinstance(response, str) and len(response.strip()) == 1:
+                response = ord(response.strip().lower()) - ord("a")  # "b" -> option 1
+            if isinstance(response, bool) or not isinstance(response, int) or not 0 <= response < len(letters):
+                raise ValueError(f"question {number} has the options {', '.join(letters)}: answer with one of "
+                                 f"those letters (or its index from 0)")
         correct = question.is_correct(response)
         self.responses[number] = correct
         right = (f"{question.answer:g}" if question.numeric else
                  f"{chr(ord('a') + int(question.answer))}) {question.options[int(question.answer)]}")
         print(("✔ right. " if correct else f"✘ not quite: the answer is {right}. ") + question.explanation)
         self._update_score()
-        return correct
 
     def score(self) -> tuple[int, int]:
         return sum(self.responses.values()), len(self.questions)
@@ -86,7 +99,10 @@ class Quiz:
                     if field.value is None:
                         print("choose an answer first")
                     else:
-                        self.answer(number, field.value)
+                        try:
+                            self.answer(number, field.value)
+                        except ValueError as error:  # e.g. a word typed for a number
+                            print(error)
 
             button.on_click(check)
             boxes.append(w.VBox([prompt, field, button, feedback]))

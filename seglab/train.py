@@ -141,6 +141,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
             plot = LivePlot()
         good_weights = copy.deepcopy(model.state_dict())
         bar = _progress_bar(total=(epochs - first_epoch + 1) * run.steps_per_epoch, disable=not (progress and run.main))
+        epoch_start = time.perf_counter()
         for epoch in range(first_epoch, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
             try:
@@ -156,6 +157,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
                 record.update(_validate(run, val_loader))
                 bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_miou=f"{record['val_miou']:.3f}")
             good_weights = _after_epoch(run, history, record, checkpoint, plot)
+            if epoch == first_epoch and epoch < epochs and progress and run.main:
+                bar.write(_forecast(time.perf_counter() - epoch_start, record, epochs - first_epoch + 1))
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
         (bar.write if bar is not None else print)(
@@ -322,6 +325,21 @@ def _after_epoch(run: _Run, history: History, record: dict, checkpoint, plot) ->
     if plot is not None:
         plot.update(history)
     return copy.deepcopy(run.model.state_dict())
+
+
+def _duration(seconds: float) -> str:
+    """``"40 s"``, ``"4.5 min"``, ``"1.2 h"``: a time to plan with."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _forecast(first_epoch_seconds: float, record: dict, epochs: int) -> str:
+    """What the run's first epoch says about the whole run on this machine: its work, its rate, its time."""
+    images = round(record["images_per_second"] * record["seconds"])
+    return (f"epoch {record['epoch']} took {_duration(first_epoch_seconds)} ({images} training images at "
+            f"{record['images_per_second']:.0f} images/s, then the validation): the {epochs} epochs of this run "
+            f"take at most about {_duration(first_epoch_seconds * epochs)} on this machine (the first is the slowest)")
 
 
 def _end_run(run: _Run, verbose: bool) -> None:

@@ -82,9 +82,15 @@ def show_predictions(images, masks, predictions=None, *, palette, class_names=No
     if class_names:
         handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette, strict=False)]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06 if class_names else 0, 1, 1))
+    top = 1.0
+    if title:  # wrapped to the figure's width, with room of its own above the first row
+        import textwrap
+
+        width, height = fig.get_size_inches()
+        lines = textwrap.wrap(title, width=max(20, int(width * 12)))  # about 12 characters per inch at 10 pt
+        fig.suptitle("\n".join(lines), fontsize=10, y=1 - 0.05 / height)
+        top = 1 - (0.1 + 0.2 * len(lines)) / height
+    fig.tight_layout(rect=(0, 0.06 if class_names else 0, 1, top))
     return fig
 
 
@@ -109,12 +115,12 @@ def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
     geometries = _as_geometries(layers)
     fields = receptive_fields(geometries)
     names = names or _layer_names(geometries)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.2, 1]})
     x = range(1, len(fields) + 1)
     left.plot(x, [f.size for f in fields], "o-", label="receptive field (pixels)")
     left.plot(x, [f.jump for f in fields], "s--", label="jump = total stride (pixels)")
     left.set_xticks(list(x))
-    left.set_xticklabels(names, rotation=90, fontsize=7)
+    left.set_xticklabels(names, rotation=90, fontsize=8)
     left.set_yscale("log", base=2)
     left.grid(alpha=0.3)
     left.legend()
@@ -132,8 +138,8 @@ def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
     right.set_xlim(*lim)
     right.set_ylim(*lim)
     right.set_aspect("equal")
-    right.legend(fontsize=7, loc="lower left")
-    right.set_title(f"receptive field of the central pixel on a {image_size}x{image_size} image")
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside the image
+    right.set_title(f"receptive field of the central pixel\non a {image_size}x{image_size} image")
     fig.tight_layout()
     return fig
 

@@ -81,9 +81,9 @@ def test_pool_output_size_matches_pooling(pool_type):
         expected = _torch_size(pool_type(k, s, p, ceil_mode=ceil_mode, **kwargs), i)
         if expected is None:
             with pytest.raises(ValueError):
-                pool_output_size(i, k, s, p, d, ceil_mode=ceil_mode)
+                pool_output_size(i, k, s, p, ceil_mode=ceil_mode, d=d)
         else:
-            assert pool_output_size(i, k, s, p, d, ceil_mode=ceil_mode) == expected, (i, k, s, p, d, ceil_mode)
+            assert pool_output_size(i, k, s, p, ceil_mode=ceil_mode, d=d) == expected, (i, k, s, p, d, ceil_mode)
 
 
 def test_pool_stride_defaults_to_kernel():
@@ -166,3 +166,10 @@ def test_transposed_layers_divide_the_jump():
 def test_input_size_dependent_layers_are_refused():
     with pytest.raises(ValueError, match="convolutionalise"):
         receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(1)))
+
+
+def test_pool_output_size_takes_notebook_01s_argument_order():
+    """``pool_output_size(i, k, s, p, ceil_mode)`` as in the exercise; a dilation only by name."""
+    assert pool_output_size(5, 2, 2, 0, True) == 3 == nn.MaxPool2d(2, ceil_mode=True)(torch.zeros(1, 1, 5, 5)).shape[-1]
+    with pytest.raises(TypeError):
+        pool_output_size(5, 2, 2, 0, False, 2)

@@ -95,7 +95,7 @@ receptive_field = reference.receptive_field""",
 from seglab import arithmetic as _a
 def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
     box = []
-    worker = threading.Thread(target=lambda: box.append(_a.pool_output_size(i, k, s, p, ceil_mode)))
+    worker = threading.Thread(target=lambda: box.append(_a.pool_output_size(i, k, s, p, ceil_mode=ceil_mode)))
     worker.start(); worker.join()
     return box[0]""",
     # IPython hooks and tracers that would see the probe's cases, and reading the cell history

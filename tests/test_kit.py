@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -65,12 +66,15 @@ def test_kit_holds_notebooks_wheel_and_readme(kit):
     assert sorted(p.name for p in (folder / "notebooks").iterdir()) == NOTEBOOKS
     assert (folder / WHEEL).is_file()
     readme = (folder / "README.md").read_text(encoding="utf-8")
-    assert f'python3 -m pip install "{WHEEL}[lab]"' in readme and "jupyter lab notebooks/" in readme
-    assert "seglab check" in readme
+    assert f'python -m pip install "{WHEEL}[lab]"' in readme and "jupyter lab notebooks/" in readme
+    assert "python -m seglab check" in readme
+    for platform in ("**Linux**", "**macOS**", "**Windows**", "**JupyterHub**", "**Google Colab**"):
+        assert platform in readme, platform
     # every notebook's measured Run All time and exercise estimate, read from its opening cell, for planning
     rows = [line for line in readme.splitlines() if line.startswith("| `notebooks/")]
     assert len(rows) == len(NOTEBOOKS) and all("?" not in row.split("|")[3] for row in rows), rows
-    assert re.search(r"04_unet.ipynb` \| [^|]+ \| \d+(–\d+)? min; about an hour \|", readme)  # e.g. 25–30 min
+    assert re.search(r"04_unet.ipynb` \| [^|]+ \| \d+ min; about an hour \|", readme)  # e.g. 9 min
+    assert re.search(r"\| Run All \(measured at \d+ images/s\)", readme)  # the rate the times were measured at
     with zipfile.ZipFile(folder / WHEEL) as wheel:
         names = wheel.namelist()
         metadata = wheel.read(f"seglab-{__version__}.dist-info/METADATA").decode()
@@ -194,6 +198,69 @@ def test_notebook_kernels_use_the_environment_of_seglab_check(kit, venv):
              "cell = nbformat.v4.new_code_cell('import seglab; print(seglab.__file__)')\n"
              "execute_notebook(nbformat.v4.new_notebook(cells=[cell]), '.')\nprint(cell.outputs[0]['text'])")
     assert Path(_run([venv["python"], "-c", probe], cwd=kit["dir"]).stdout.strip()).is_relative_to(venv["root"])
+
+
+def _readme_block(readme: str, heading: str) -> list[str]:
+    """The command lines of the first code block after ``heading`` in the kit README."""
+    after = readme.split(heading, 1)[1]
+    block = after.split("```", 2)[1]
+    return [line for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_the_readme_linux_quick_start_works_as_written(kit, tmp_path):
+    """The Linux block of the kit README, run by bash in a copy of the kit, line by line as written, with
+    three changes a test machine needs: the venv sees this Python's packages and their pip (torch is several
+    GB and the test cannot download), so the CPU-only PyTorch line is skipped (download.pytorch.org is out of
+    reach) and pip resolves offline; instead of opening JupyterLab, the environment's JupyterLab and
+    ``python -m seglab check`` are run."""
+    readme = (kit["dir"] / "README.md").read_text(encoding="utf-8")
+    lines = _readme_block(readme, "**Linux**")
+    assert lines[0] == "python3 -m venv .venv && . .venv/bin/activate"
+    assert lines[1] == "python -m pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+    assert lines[2:] == [f'python -m pip install "{WHEEL}[lab]"', "jupyter lab notebooks/"]
+    work = shutil.copytree(kit["dir"], tmp_path / "kit")
+    # --without-pip: the venv's own (bundled, older) setuptools would hide this Python's, which torch needs
+    venv = lines[0].replace("-m venv", "-m venv --system-site-packages --without-pip")
+    script = "\n".join(["set -euo pipefail", venv,
+                         lines[2] + " --no-index -q",
+                         "python -c 'import jupyterlab, seglab, sys; print(seglab.__file__, sys.prefix)'",
+                         "python -m seglab check notebooks/01_convolution_arithmetic.ipynb --no-progress"])
+    result = _run(["bash", "-c", script], cwd=work)
+    where, prefix = result.stdout.splitlines()[0].split()
+    assert Path(where).is_relative_to(work / ".venv") and Path(prefix) == work / ".venv"  # from the wheel
+    assert "conv_output_size" in result.stdout and "not implemented yet" in result.stdout
+
+
+def test_jupyterhub_user_install_and_python_m_seglab(kit, tmp_path):
+    """The README's JupyterHub steps. The hub's Python is played by a venv that sees this Python's
+    packages (a hub image has torch and JupyterLab), with a home folder of its own: ``pip install --user``
+    puts seglab under ``~/.local``, whose ``bin`` is not on PATH, so ``seglab`` is not found and
+    ``python3 -m seglab check`` works. In a venv of the student's own, ``--user`` fails with the message
+    the README quotes (and the README's advice, the same line without ``--user``, works)."""
+    readme = (kit["dir"] / "README.md").read_text(encoding="utf-8")
+    lines = _readme_block(readme, "**JupyterHub**")
+    assert lines == ["python3 -m pip install --user torch torchvision --index-url https://download.pytorch.org/whl/cpu",
+                     f"python3 -m pip install --user {WHEEL}"]
+    hub = tmp_path / "hub"
+    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", hub])  # this Python's pip
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "PYTHONUSERBASE": str(home / ".local"),
+           "PATH": f"{hub / 'bin'}:/usr/bin:/bin"}
+    work = shutil.copytree(kit["dir"], tmp_path / "kit")
+    _run(["bash", "-c", lines[1].replace("python3", str(hub / "bin" / "python")) + " --no-index -q"], cwd=work,
+         env=env)
+    assert list((home / ".local").glob("lib/python*/site-packages/seglab/__init__.py"))
+    assert shutil.which("seglab", path=env["PATH"]) is None  # ~/.local/bin is not on PATH
+    result = _run([hub / "bin" / "python", "-m", "seglab", "check", "notebooks/01_convolution_arithmetic.ipynb",
+                   "--no-progress"], cwd=work, env=env)
+    assert "conv_output_size" in result.stdout and "not implemented yet" in result.stdout
+
+    own = tmp_path / "own"
+    _run([sys.executable, "-m", "venv", own])
+    refused = subprocess.run([own / "bin" / "python", "-m", "pip", "install", "--user", "--no-index", "-q", WHEEL],
+                             cwd=work, env=env, capture_output=True, text=True)
+    quoted = re.search(r"pip says `([^`]+)`", readme).group(1)
+    assert refused.returncode != 0 and quoted in refused.stderr, refused.stderr
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

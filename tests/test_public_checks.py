@@ -12,14 +12,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from seglab.checks import check, evaluate, public, score
+from seglab.checks import check, draw_cases, evaluate, score
 from seglab.checks.arithmetic import (
     CONV_OUTPUT_SIZE,
     POOL_OUTPUT_SIZE,
     RECEPTIVE_FIELD,
     TRANSPOSED_CONV_OUTPUT_SIZE,
 )
-from seglab.checks.wire import decode, encode
 
 SEEDS = range(200)
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "01_convolution_arithmetic.ipynb"
@@ -135,9 +134,7 @@ def _quiet_check(ex, answer, seed):
 @cache
 def _public_cases(name: str, seed: int):
     """The cases ``check(ex, answer, seed=seed)`` draws, and what the answer receives: drawn once per seed."""
-    ex = EXERCISES[name][0]
-    cases = ex.make_cases(random.Random(seed), ex.cases)
-    return cases, [decode(encode(public(case))) for case in cases]
+    return draw_cases(EXERCISES[name][0], seed=seed)
 
 
 def _public_check(name: str, answer, seed: int):

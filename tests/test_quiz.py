@@ -27,18 +27,32 @@ def test_numeric_answers_match_the_library():
 def test_quiz_feedback_and_score(capsys):
     quiz = Quiz(PREPARATION_QUESTIONS)
     first = PREPARATION_QUESTIONS[0]
-    assert quiz.answer(1, chr(ord("a") + first.answer))  # a letter works too
-    assert "✔" in capsys.readouterr().out
+    assert quiz.answer(1, chr(ord("a") + first.answer)) is None  # a letter works too; nothing echoed after it
+    assert quiz.responses[1] and "✔" in capsys.readouterr().out
     wrong = (first.answer + 1) % len(first.options)
-    assert not quiz.answer(1, wrong)
+    quiz.answer(1, wrong)
     out = capsys.readouterr().out
-    assert "✘" in out and first.explanation in out
+    assert not quiz.responses[1] and "✘" in out and first.explanation in out
     numeric = next(n for n, q in enumerate(PREPARATION_QUESTIONS, 1) if q.numeric)
-    assert quiz.answer(numeric, str(PREPARATION_QUESTIONS[numeric - 1].answer))
-    assert quiz.score() == (1, len(PREPARATION_QUESTIONS))
+    quiz.answer(numeric, str(PREPARATION_QUESTIONS[numeric - 1].answer))
+    assert quiz.responses[numeric] and quiz.score() == (1, len(PREPARATION_QUESTIONS))
     assert "2 answered" in quiz.score_line()
     with pytest.raises(ValueError, match="questions 1 to"):
         quiz.answer(0, 1)
+
+
+def test_a_response_the_question_cannot_take_is_refused_not_marked_wrong(capsys):
+    quiz = Quiz(PREPARATION_QUESTIONS)
+    numeric = next(n for n, q in enumerate(PREPARATION_QUESTIONS, 1) if q.numeric)
+    choice = next(n for n, q in enumerate(PREPARATION_QUESTIONS, 1) if not q.numeric)
+    options = len(PREPARATION_QUESTIONS[choice - 1].options)
+    with pytest.raises(ValueError, match=f"question {numeric} asks for a number"):
+        quiz.answer(numeric, "b")
+    with pytest.raises(ValueError, match=f"question {choice} has the options a, b"):
+        quiz.answer(choice, chr(ord("a") + options))  # one letter past the last option
+    with pytest.raises(ValueError, match="has the options"):
+        quiz.answer(choice, True)
+    assert quiz.responses == {} and "the answer is" not in capsys.readouterr().out  # nothing revealed
 
 
 def test_quiz_prints_the_questions_without_jupyter(capsys):

@@ -309,3 +309,45 @@ def test_the_progress_bar_outside_jupyter(capsys):
     data = TensorDataset(torch.randn(4, 1, 16, 16), torch.randint(0, 2, (4, 16, 16)))
     fit(UNet(1, 2, depth=1, base_channels=2), DataLoader(data, batch_size=2), epochs=1, progress=True)
     assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_the_first_epoch_says_how_long_the_run_takes(capsys):
+    """After its first epoch a run says its work, its rate and its time on this machine (times of another
+    machine do not transfer); a one-epoch run and a run without progress say nothing."""
+    import re
+
+    data = TensorDataset(torch.randn(6, 1, 16, 16), torch.randint(0, 2, (6, 16, 16)))
+    fit(UNet(1, 2, depth=1, base_channels=2), DataLoader(data, batch_size=2), epochs=3, progress=True)
+    out = capsys.readouterr().out
+    assert re.search(r"^epoch 1 took \d+ s \(6 training images at \d+ images/s, then the validation\): the 3 "
+                     r"epochs of this run take at most about \d+ s on this machine", out, flags=re.M), out
+    for epochs, progress in ((1, True), (3, False)):
+        fit(UNet(1, 2, depth=1, base_channels=2), DataLoader(data, batch_size=2), epochs=epochs, progress=progress)
+        assert "this machine" not in capsys.readouterr().out
+
+
+def test_durations_are_stated_in_units_to_plan_with():
+    from seglab.train import _duration
+
+    assert [_duration(s) for s in (4.2, 89, 90, 600, 5399, 7200)] == ["4 s", "89 s", "1.5 min", "10.0 min",
+                                                                       "90.0 min", "2.0 h"]
+
+
+def test_training_rate_measures_images_per_second():
+    from seglab.recipes import Recipe, training_rate
+
+    rate = training_rate("fcn32s", Recipe(batch_size=2), steps=2, device="cpu")
+    assert math.isfinite(rate) and rate > 0
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        training_rate(steps=0)
+
+
+def test_seglab_info_speed_states_the_rate_and_how_to_scale(capsys, monkeypatch):
+    import seglab.recipes
+    from seglab.cli import main
+
+    monkeypatch.setattr(seglab.recipes, "training_rate", lambda name, device: 123.4)
+    assert main(["info", "--speed"]) == 0
+    out = capsys.readouterr().out
+    assert "123 images/s (the default U-Net recipe" in out and "R / 123 times as long here" in out
+    assert main(["info"]) == 0 and "images/s" not in capsys.readouterr().out

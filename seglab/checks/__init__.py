@@ -40,8 +40,8 @@ from typing import Any
 from seglab.checks.borrowed import OffLimits, watch
 from seglab.checks.wire import ReturnedType, WireError, decode, encode
 
-__all__ = ["CheckFailed", "CheckResult", "Exercise", "Failure", "OffLimits", "all_passed", "check", "evaluate",
-           "exercise", "exercises", "record", "require", "reset", "results", "results_json", "score"]
+__all__ = ["CheckFailed", "CheckResult", "Exercise", "Failure", "OffLimits", "all_passed", "check", "draw_cases",
+           "evaluate", "exercise", "exercises", "record", "require", "reset", "results", "results_json", "score"]
 
 PASS, FAIL = "✔", "✘"
 MODULES = ("arithmetic", "upsampling", "fcn", "unet")
@@ -302,10 +302,15 @@ def all_passed(*grade_ids: str) -> bool:
     return bool(ids) and all(i in _RESULTS and _RESULTS[i].passed for i in ids)
 
 
+def draw_cases(ex: Exercise, cases: int | None = None, seed: int | None = None) -> tuple[list[dict], list[dict]]:
+    """The cases a check of ``ex`` draws (``ex.cases`` by default), and what the answer receives of them."""
+    chosen = ex.make_cases(random.Random(seed), cases or ex.cases)
+    return chosen, [decode(encode(public(case))) for case in chosen]  # exactly what a grader's kernel receives
+
+
 def check(ex: Exercise, *objects, cases: int | None = None, seed: int | None = None) -> CheckResult:
     """Check the student's ``objects`` on ``cases`` fresh random cases, print the report, record it."""
-    chosen = ex.make_cases(random.Random(seed), cases or ex.cases)
-    sent = [decode(encode(public(case))) for case in chosen]  # exactly what a grader's kernel receives
+    chosen, sent = draw_cases(ex, cases, seed)
     result = score(ex, chosen, evaluate(ex, objects, sent))
     print("\n".join(result.lines) + f"\n  points: {result.points:g} / {result.max_points:g}")
     record(result)

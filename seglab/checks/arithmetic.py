@@ -123,14 +123,20 @@ def _conv_judge(case: dict, got):
     if got == truth:
         return None
     span = d * (k - 1) + 1
-    if got == (i + 2 * p - k) // s + 1 and d > 1:
+    steps = i + 2 * p - span  # pixels the window can move over on the padded input
+    if got == (i + 2 * p - k) // s + 1 and d > 1:  # each exact mistake first, so that the hint names it
         hint = "did you forget the dilation? A dilated kernel spans d·(k−1)+1 pixels."
+    elif got == steps // s:
+        hint = "count the first window too: the positions are one more than the steps between them (+1)."
+    elif got == -(-steps // s) + 1:
+        hint = "round the number of steps down (//): a last window that does not fit in the padded input is not there."
     elif got == (i + p - span) // s + 1:
         hint = "padding p is added on each side: the padded input has i + 2p pixels."
     elif got in (truth - 1, truth + 1):
         hint = "off by one: count the first window (+1) and round down (//) the number of further steps."
     else:
-        hint = "the output size is floor((i + 2p − d·(k−1) − 1) / s) + 1."
+        hint = ("count the positions of a window that spans d·(k−1)+1 pixels on the padded input (i + 2p pixels), "
+                "moving s pixels at a time.")
     return f"{label}: you said {got}, PyTorch gives {truth}", hint
 
 
@@ -202,6 +208,10 @@ def _pool_judge(case: dict, got):
     stride = k if s is None else s
     if s is None and got == (i + 2 * p - k) + 1:
         hint = "when s is None the stride is the kernel size (non-overlapping windows)."
+    elif ceil_mode and p > 0 and got == _pool_rule(i, k, s, p, ceil_mode, end="i"):
+        hint = ("with ceil_mode=True a last window is dropped only when it would start at i + p or later, counting "
+                "from the left edge of the padding (in the right padding): one that starts on the input's last "
+                "pixels, at i or later, counts.")
     elif ceil_mode and got == (i + 2 * p - k) // stride + 1:
         hint = "with ceil_mode=True round up, not down (a last, partial window counts)."
     elif ceil_mode and got == truth + 1:
@@ -209,7 +219,8 @@ def _pool_judge(case: dict, got):
                 "would start in the right padding (at i + p or later, counting from the left edge of the padding) "
                 "is dropped.")
     else:
-        hint = "the output size is floor((i + 2p − k) / s) + 1 (ceil with ceil_mode)."
+        hint = ("count the window positions on the padded input (i + 2p pixels) in steps of s: round down, or up "
+                "with ceil_mode (then the last-window rule).")
     return f"{label}: you said {got}, PyTorch gives {truth}", hint
 
 
@@ -290,16 +301,19 @@ def _transposed_judge(case: dict, got):
     got = _as_int(got, label)
     if got == truth:
         return None
-    if got == truth - op and op > 0:
-        hint = "off by one: did you forget output_padding? It adds rows on one side."
-    elif got == (i - 1) * s - 2 * p + k + op and d > 1:
+    if got == (i - 1) * s - 2 * p + k + op and d > 1:  # each exact mistake first, so that the hint names it
         hint = "did you forget the dilation? The kernel spans d·(k−1)+1 pixels."
+    elif got == truth - op and op > 0:
+        hint = "off by one: did you forget output_padding? It adds rows on one side."
+    elif s > 1 and got == truth + s:
+        hint = "the stride spreads the i input pixels s apart, with i − 1 strides between them: (i − 1)·s."
     elif p > 0 and got in (truth + p, truth + 4 * p):
         hint = "the padding p is removed from each side: subtract 2p."
     elif s > 1 and got in (truth + s, truth - (i - 1) * (s - 1)):
         hint = "the stride spreads the i input pixels s apart, with i − 1 strides between them: (i − 1)·s."
     else:
-        hint = "the output size is (i − 1)·s − 2p + d·(k − 1) + output_padding + 1."
+        hint = ("follow the exercise's hint: stretch the input to (i − 1)·s + 1 pixels, pad both sides as a transposed "
+                "convolution does (d·(k−1) − p each), add output_padding, then apply exercise 1 with stride 1.")
     return f"{label}: you said {got}, PyTorch gives {truth}", hint
 
 

@@ -21,6 +21,8 @@ def _linear_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
     for index in range(n):
         channels, size, out = rng.randint(1, 6), rng.choice([1, 1, 2, 3, 7]) if index else 1, rng.randint(1, 8)
+        if index == 1:  # the case that tells a wrong reshape (channels last, rows and columns swapped) apart
+            channels, size = rng.randint(2, 6), rng.choice([2, 3, 7])
         features = channels * size * size
         bound = features ** -0.5
         cases.append({"channels": channels, "size": size, "weight": randn(rng, out, features) * bound,
@@ -66,9 +68,9 @@ def _linear_judge(case: dict, got):
     if not isinstance(received_bias, torch.Tensor) or received_bias.shape != bias.shape or \
             not torch.allclose(received_bias, bias):
         return Failure(label, "copy the bias too", "values", expected, output.flatten(1))
-    return Failure(label, "reshape the weight (out, C·k·k) to (out, C, k, k): flatten() orders a map channel by "
-                          "channel, then row by row, which is exactly this layout.", "values", expected,
-                   output.flatten(1))
+    return Failure(label, "the weights are in the wrong places: compare the order in which flatten() reads a "
+                          "(C, k, k) map (channel by channel, then row by row) with the layout of a Conv2d weight.",
+                   "values", expected, output.flatten(1))
 
 
 LINEAR_TO_CONV = Exercise(
@@ -135,9 +137,15 @@ def build_stack(layers) -> nn.Module:
     return nn.Sequential(*modules)
 
 
+# Every public check holds both: nested Sequentials (FCN's backbone), and one stack with a strided convolution
+# (2), an average pooling with a stride pair (5, 5) and a max pooling with an int stride (3): strides of
+# different primes, so that each kind left out, or a pair counted twice, gives its own product (and hint).
+TELLING_STACK = [["conv", 1, 2, 3, 2, 1], ["relu"], ["avgpool", 5, [5, 5]], ["maxpool", 3, 3], ["batchnorm", 2]]
+
+
 def _stride_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
-    for layers in ["fcn_backbone"] + [random_stack(rng) for _ in range(n - 1)]:
+    for layers in (["fcn_backbone", TELLING_STACK] + [random_stack(rng) for _ in range(n)])[:n]:
         module = build_stack(layers).eval().to("meta")  # PyTorch's own shape rules, without the arithmetic
         with torch.no_grad():
             out = module(torch.zeros(1, 1, SIZE, SIZE, device="meta")).shape[-1]
@@ -223,6 +231,10 @@ def fusion_model(seed: int) -> FCN:
         model = FCN(3, "8s", backbone=VGGConfig((4, 4, 6, 6, 8), (1, 1, 1, 1, 1), 8, 3, True, 0.0)).eval()
         for layer in (model.score_pool3, model.score_pool4):
             nn.init.normal_(layer.weight, std=0.5)  # the real model starts them at zero
+        with torch.no_grad():  # the two learnable 2x upsamplings start equal (bilinear): make them differ
+            for layer in (model.up_pool5, model.up_pool4):
+                for parameter in layer.parameters():
+                    parameter.add_(0.05 * torch.randn_like(parameter))
     return model
 
 

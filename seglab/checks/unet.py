@@ -35,8 +35,10 @@ def _merge_cases(same_channels: bool):
             h, w = rng.randint(3, 12), rng.randint(3, 12)
             # even surpluses, as in U-Net (an odd one has no single centre: conventions round differently)
             surplus = (0, 0) if index == 0 else (rng.choice([0, 2, 4, 6]), rng.choice([0, 2, 4, 6]))
+            if index in (1, 2):  # each map once the larger one, by different surpluses, on a non-square map
+                surplus, (h, w) = tuple(rng.sample([2, 4, 6], 2)), rng.sample(range(3, 13), 2)
             big = (h + surplus[0], w + surplus[1])
-            if rng.random() < 0.25:  # sometimes the decoder map is the larger one (as in FCN)
+            if index == 1 or (index != 2 and rng.random() < 0.25):  # sometimes the decoder map is the larger one
                 decoder, encoder = randn(rng, 2, c_dec, *big), randn(rng, 2, c_enc, h, w)
             else:
                 decoder, encoder = randn(rng, 2, c_dec, h, w), randn(rng, 2, c_enc, *big)
@@ -120,14 +122,46 @@ def _stage_cases(rng: random.Random, n: int) -> list[dict]:
     return cases
 
 
+LAYERS_WITH_WEIGHTS = (nn.ConvTranspose2d, nn.Conv2d, nn.BatchNorm2d)
+
+
+def _weighted_layers(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, LAYERS_WITH_WEIGHTS)]
+
+
 def _stage_call(case: dict, cls):
     require(callable(cls), "pass your class DecoderStageExercise itself")
     stage = cls(case["in_channels"], case["out_channels"])
     require(isinstance(stage, nn.Module), f"{getattr(cls, '__name__', 'your class')}(...) should be an nn.Module")
+    stage.eval()  # BatchNorm with its running statistics: the output is a function of the weights alone
     convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
         got = stage(case["x"], case["encoder"])
-    return {"output": got, "first_conv_in_channels": convs[0].in_channels if convs else None}
+    layers = [{"type": type(m).__name__, "state": {k: v.detach().clone() for k, v in m.state_dict().items()}}
+              for m in _weighted_layers(stage)]  # judged by running seglab's stage with these very weights
+    return {"output": got, "first_conv_in_channels": convs[0].in_channels if convs else None, "layers": layers}
+
+
+def _reference_stage(case: dict, layers) -> nn.Module | None:
+    """seglab's valid ``DecoderStage`` with the answer's weights; None when its layers are not the stage's
+    (a ConvTranspose2d, then a ConvBlock's two convolutions with BatchNorm, of the same shapes)."""
+    reference = DecoderStage(case["in_channels"], case["out_channels"], padding="valid").eval()
+    ours = _weighted_layers(reference)
+    if not isinstance(layers, list) or len(layers) != len(ours):
+        return None
+    with torch.no_grad():
+        for layer, theirs in zip(ours, layers, strict=True):
+            state = theirs.get("state") if isinstance(theirs, dict) else None
+            if theirs.get("type") != type(layer).__name__ or not isinstance(state, dict) or \
+                    set(state) != set(layer.state_dict()) or \
+                    any(not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape
+                        for k, v in layer.state_dict().items()):
+                return None
+            layer.load_state_dict(state)
+    return reference
+
+
+STAGE_PARTS = "the upsampled decoder map, then the encoder map, concatenated in this order (decoder first)"
 
 
 def _stage_judge(case: dict, got):
@@ -146,7 +180,19 @@ def _stage_judge(case: dict, got):
         return Failure(label, f"after concatenation the channels should be C1 + C2 = {2 * out_channels}: the first "
                               "3x3 convolution reads both the upsampled and the encoder features",
                        "skip-connection channels", 2 * out_channels, got["first_conv_in_channels"])
-    return None
+    reference = _reference_stage(case, got.get("layers"))
+    if reference is None:
+        return Failure(label, "build the stage from exactly the three parts above: nn.ConvTranspose2d(in_channels, "
+                              "out_channels, 2, stride=2), the skip-connection, and ConvBlock(2 * out_channels, "
+                              "out_channels, padding=\"valid\") (the check runs seglab's stage with your layers' "
+                              "weights)", "values")
+    with torch.no_grad():
+        wanted = reference(x, encoder)
+    if torch.allclose(output, wanted, atol=1e-4, rtol=1e-4):
+        return None
+    return Failure(label + " (pictures: channel 0)", f"with your layers' weights seglab's stage gives other values: "
+                   f"upsample x first, then concatenate {STAGE_PARTS}, then the ConvBlock", "values",
+                   wanted[0, 0], output[0, 0])
 
 
 DECODER_STAGE = Exercise(
@@ -154,7 +200,7 @@ DECODER_STAGE = Exercise(
     OffLimits(code=("seglab/models/unet.py:DecoderStage.*", "seglab/models/unet.py:UNet.*"),
               names=("DecoderStage", "UNet"), why="put the upsampling, the skip-connection and the convolutions "
                                                   "together yourself"),
-    (("output shape", 2), ("skip-connection channels", 1)),
+    (("output shape", 1), ("skip-connection channels", 1), ("values", 1)),
     error_hints=(("channels, but got", "a layer got a different number of channels than it was built for: after the "
                                        "skip-connection the first 3x3 convolution reads the decoder's and the "
                                        "encoder's channels, 2 · out_channels"),
@@ -164,7 +210,8 @@ DECODER_STAGE = Exercise(
 def check_decoder_stage(cls, cases: int = 8, seed: int | None = None):
     """``cls(in_channels, out_channels)``: an ``nn.Module`` whose ``forward(x, encoder)`` upsamples 2x
     (halving the channels), concatenates the centre-cropped encoder feature and applies two valid 3x3
-    convolutions — shapes compared with seglab's ``DecoderStage(padding="valid")`` on odd sizes."""
+    convolutions — shapes compared with seglab's ``DecoderStage(padding="valid")`` on odd sizes, values
+    with that stage run with the answer's own weights (in eval mode)."""
     return check(DECODER_STAGE, cls, cases=cases, seed=seed)
 
 
@@ -200,8 +247,9 @@ def _sizes_judge(case: dict, got):
     if got_in != expected:
         failures.append(Failure(
             f"output {wanted}, depth {depth}: you said input {got_in}, the smallest tile is {expected}",
-            "go backwards: the size after the bottleneck is ceil((output + 4(2^depth − 1)) / 2^depth); then every "
-            "level down adds 4 and doubles", "input size", expected, got_in))
+            "work backwards from the output: undo each level up (its two convolutions, then its 2x upsampling: "
+            "which size must the map below have, at least?), then the bottleneck, then each level down (its "
+            "pooling must see an even size, then its two convolutions)", "input size", expected, got_in))
     return failures or None
 
 

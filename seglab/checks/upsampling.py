@@ -54,8 +54,10 @@ TRANSPOSED = ("conv_transpose2d", "ConvTranspose2d", "conv_transpose1d", "ConvTr
 
 def _bilinear_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
-    for _ in range(n):
+    for index in range(n):
         factor, channels = rng.choice([2, 2, 3, 4, 8]), rng.randint(1, 4)
+        if index < 2:  # an even and an odd kernel (their centres differ), each with several channels
+            factor, channels = (2, 3)[index], rng.randint(2, 4)
         cases.append({"channels": channels, "kernel_size": transposed_conv_geometry(factor)[0], "_factor": factor,
                       "_x": randn(rng, 1, channels, 6, 7)})
     return cases
@@ -109,12 +111,17 @@ def check_bilinear_kernel(fn, cases: int = 12, seed: int | None = None):
 
 def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
-    for _ in range(n):
+    for index in range(n):
         while True:  # a case whose output is at least 1x1
             stride, k = rng.randint(1, 3), rng.randint(1, 4)
             padding = rng.randint(0, k - 1)
             output_padding = rng.randint(0, stride - 1)
             c_in, c_out, h, w = rng.randint(1, 3), rng.randint(1, 3), rng.randint(2, 6), rng.randint(2, 6)
+            if index == 0:  # the case that tells every step apart: zeros, padding, output_padding, flip, swap
+                stride, k = rng.randint(2, 3), 4  # k − 1 − p differs from p for any p
+                padding, output_padding = rng.randint(1, 2), rng.randint(1, stride - 1)
+                c_in, c_out = rng.sample(range(1, 4), 2)
+                h, w = rng.sample(range(3, 7), 2)
             if (min(h, w) - 1) * stride - 2 * padding + k >= 1:
                 break
         cases.append({"x": randn(rng, rng.randint(1, 2), c_in, h, w), "weight": randn(rng, c_in, c_out, k, k),
@@ -163,9 +170,12 @@ def check_transposed_conv_by_zero_insertion(fn, cases: int = 20, seed: int | Non
 
 def _matrix_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
-    for _ in range(n):
+    for index in range(n):
         k, s = rng.randint(1, 3), rng.randint(1, 2)
         size = rng.randint(k, 6)
+        if index == 0:  # a kernel that a flip or a transpose changes, with a stride that skips columns
+            k, s = rng.randint(2, 3), 2
+            size = rng.randint(k + 2, 6)
         o = (size - k) // s + 1
         cases.append({"kernel": randn(rng, k, k), "n": size, "stride": s, "_x": randn(rng, size, size),
                       "_y": randn(rng, o, o)})
@@ -208,10 +218,14 @@ def check_convolution_matrix(fn, cases: int = 12, seed: int | None = None):
 
 def _autograd_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
-    for _ in range(n):
+    for index in range(n):
         s, k = rng.randint(1, 3), rng.randint(1, 4)
         p = rng.randint(0, k - 1)
         size = rng.randint(k + 1, 9)
+        while index == 0 and (s == 1 or p == 0 or (size + 2 * p - k) % s == 0):
+            # stride, padding, and an input size that the output size alone does not give back
+            s, k = rng.randint(2, 3), rng.randint(2, 4)
+            p, size = rng.randint(1, k - 1), rng.randint(k + 1, 9)
         c_in, c_out = rng.randint(1, 3), rng.randint(1, 3)
         o = (size + 2 * p - k) // s + 1
         cases.append({"y": randn(rng, 1, c_out, o, o), "weight": randn(rng, c_out, c_in, k, k), "stride": s,

@@ -196,88 +196,29 @@ def build_wheel(project_dir: str | Path, out_dir: str | Path, readme: str) -> Pa
 
 
 def kit_readme(wheel_name: str, notebooks: list[Path], wheel_url: str = "") -> str:
-    """The student's README: two commands to start, then how to check and hand in a notebook."""
-    rows = []
+    """The student's README (``templates/kit_README.md.j2``): install on each platform, the notebooks with
+    their measured times, how to check and hand in a notebook."""
+    import jinja2
+
+    rows, rates = [], set()
     for path in notebooks:
         opening = nbformat.read(path, as_version=4).cells[0].source
         title = next((line.lstrip("# ").strip() for line in opening.splitlines() if line.startswith("# ")), path.stem)
         run_all = re.search(r"Run All takes about ([^ ]+ [a-z]+)", opening)  # the opening cell's "**Time.**" line
+        rate = re.search(r"Run All takes about [^.]*? at (\d+) images/s", opening)
         exercises = re.search(r"take a prepared student (.+?) \(our estimate\)", opening, flags=re.S)
-        timing = f"{run_all.group(1) if run_all else '?'}; {' '.join(exercises.group(1).split()) if exercises else '?'}"
-        rows.append(f"| `notebooks/{path.name}` | {title} | {timing} |")
-    colab = (f"its first cell installs seglab from `{wheel_url}` when you set `INSTALL_SEGLAB = True` there."
-             if wheel_url else f"upload `{wheel_name}` and run `%pip install {wheel_name}` in a cell first.")
-    return f"""# Semantic Segmentation with Deep Learning: course kit
-
-The course notebooks, and `seglab`, the small PyTorch library they build on. Everything runs offline on
-a laptop CPU (a GPU is used when there is one).
-
-## Quick start
-
-In this folder, with Python 3.10 or newer:
-
-1. **No NVIDIA GPU (most laptops)? Install PyTorch's CPU-only build first.** On Linux pip otherwise
-   brings the build with CUDA, several GB that a CPU never uses; the CPU build is a few hundred MB
-   and runs everything in this course (with an NVIDIA GPU, skip this step):
-
-   ```bash
-   python3 -m pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
-   ```
-
-2. Install seglab with JupyterLab, and open the notebooks:
-
-   ```bash
-   python3 -m pip install "{wheel_name}[lab]"
-   jupyter lab notebooks/
-   ```
-
-Start with `00_am_i_prepared`, then work through them in order; in each one use *Run → Run All Cells*
-first.
-
-A virtual environment keeps the course's packages apart from your other Python work: run
-`python3 -m venv .venv` and `. .venv/bin/activate` (Windows: `.venv\\Scripts\\activate`) first.
-
-- **JupyterHub**: open a terminal there, run `python3 -m pip install --user {wheel_name}` in this
-  folder (JupyterLab is already there), restart your kernel, open `notebooks/`.
-- **Google Colab**: open a notebook; {colab}
-
-Each notebook's first cell checks that seglab is installed and, if it is not, says how to install it.
-
-## The notebooks
-
-| notebook | topic | Run All (measured, 2-core CPU); exercises (estimated) |
-|---|---|---|
-{chr(10).join(rows)}
-
-Each exercise is a function (or a short answer) for you to write, followed by a check that tests it on
-fresh random cases against PyTorch and prints ✔, or ✘ with a hint. Before you solve anything the checks
-say "not implemented yet", and *Run All* still works top to bottom.
-
-## Before you hand in
-
-```bash
-seglab check notebooks/01_convolution_arithmetic.ipynb --zip
-```
-
-re-runs your notebook in a fresh kernel (training cells shortened; the checks do not depend on them;
-`--full` runs them at full size) and prints a table: every exercise with its points, ✔ or ✘, "not
-implemented yet", or "answer graded by hand". Run it before you hand in: a notebook that only worked
-because of a cell you have since changed or deleted shows up here. `--zip` writes
-`01_convolution_arithmetic-<hash>.zip` with your notebook, unchanged, and a manifest with its SHA-256,
-so you and your tutor can be sure you mean the same file. Hand in what your tutor asks for.
-
-The checks in your notebook are the public ones. At grading, hidden checks test the same functions on
-many more random cases, and your written answers are read by a tutor.
-
-## Data
-
-- *Synthetic shapes* are generated on the fly: nothing is downloaded.
-- *Nuclei*: one fluorescence microscopy image of stained cell nuclei with its ground-truth mask, from the
-  2018 Data Science Bowl (BBBC038; Caicedo et al., *Nucleus segmentation across imaging experiments: the
-  2018 Data Science Bowl*, Nature Methods 16(12), 2019), as shipped with the `stardist` package
-  (BSD-3-Clause). It comes inside the seglab package, with its provenance and licence
-  (`seglab/data/nuclei_sample/`).
-"""
+        if rate:  # notebooks that train state the rate their time was measured at
+            rates.add(rate.group(1))
+        rows.append({"name": path.name, "title": title, "run_all": run_all.group(1) if run_all else "?",
+                     "exercises": " ".join(exercises.group(1).split()) if exercises else "?"})
+    colab = (f"set `INSTALL_SEGLAB = True` in its first cell and run that cell: it installs seglab from "
+             f"`{wheel_url}`." if wheel_url else
+             f"upload `{wheel_name}` (the Files panel on the left) and run `%pip install {wheel_name}` in a "
+             "new cell.")
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("seglab.course", "templates"),
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return environment.get_template("kit_README.md.j2").render(
+        wheel=wheel_name, notebooks=rows, colab=colab, rate=rates.pop() if len(rates) == 1 else None)
 
 
 def _zip_folder(folder: Path, target: Path) -> Path:

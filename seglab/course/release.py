@@ -121,6 +121,9 @@ except ModuleNotFoundError:
             "Install the course kit's wheel into it: in a new cell, run\\n"
             "    %pip install ../{wheel}\\n"
             "(the path from the kit's notebooks/ folder), then restart the kernel and run the notebook again.\\n"
+            "No PyTorch yet and no NVIDIA GPU? First run  %pip install torch torchvision --index-url "
+            "https://download.pytorch.org/whl/cpu  (the CPU-only build: pip would otherwise bring several GB of "
+            "CUDA libraries). The kit's README.md has the steps for each platform.\\n"
             "On Google Colab: {on_colab}.") from None
     get_ipython().run_line_magic("pip", "install " + SEGLAB_WHEEL_URL)
     import seglab
