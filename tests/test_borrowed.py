@@ -12,6 +12,7 @@ import io
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,22 @@ def transposed_by_torch(x, w, s, p, op):
     return F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=op)
 
 
+def settled(thread: threading.Thread, timeout: float = 10.0) -> None:
+    """Wait until a thread that was just started is blocked (its stack and CPU time stay put for 0.2 s), as
+    an earlier cell's thread is by the time a check runs; on a loaded machine ``start()`` returns while the new
+    thread is still on its way to its first wait."""
+    deadline, last, still = time.monotonic() + timeout, None, 0
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident)
+        now = (id(frame), getattr(frame, "f_lasti", None), b._cpu_ns(thread))
+        still = still + 1 if now == last else 0
+        if still >= 4:
+            return
+        last = now
+        time.sleep(0.05)
+    raise AssertionError(f"thread {thread.name} did not settle within {timeout} s")
+
+
 # ------------------------------------------------------------------ threads
 
 
@@ -122,6 +139,7 @@ def test_a_worker_thread_started_before_the_call_fed_through_a_queue():
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
+    settled(thread)
     try:
         def transposed(x, w, s, p, op):
             box: queue.Queue = queue.Queue()
@@ -155,6 +173,7 @@ def test_idle_threads_and_threads_that_run_nothing_off_limits_are_fine():
     stop = threading.Event()
     idle = threading.Thread(target=stop.wait, daemon=True)  # an earlier cell's thread, waiting all along
     idle.start()
+    settled(idle)
     try:
         def conv_output_size(i, k, s=1, p=0, d=1):  # a thread of its own that only does arithmetic
             out = []
@@ -163,7 +182,8 @@ def test_idle_threads_and_threads_that_run_nothing_off_limits_are_fine():
             thread.join()
             return out[0]
 
-        assert quiet(check_conv_output_size, conv_output_size, cases=10).passed
+        result = quiet(check_conv_output_size, conv_output_size, cases=10)
+        assert result.passed, result.message
     finally:
         stop.set()
         idle.join(5)
