@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from seglab.report import table  # noqa: F401  (re-exported for the scripts)
+from seglab.notebook.tables import table  # noqa: F401  (re-exported for the scripts)
 
 
 def machine() -> str:

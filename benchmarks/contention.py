@@ -1,7 +1,7 @@
 """Training throughput when other programs share the cores, before and after seglab's thread policy.
 
 Each measurement is a fresh Python process that imports torch first (as the notebooks do), then trains
-one model of the default recipe (`seglab.recipes.Recipe`: 64 px synthetic images, batch 8) with `fit`
+one model of the default recipe (`seglab.training.recipes.Recipe`: 64 px synthetic images, batch 8) with `fit`
 for a fixed time, and reports the images/s of that time (the tuner's trial steps included). Scenarios:
 
 - alone: nothing else runs;
@@ -10,7 +10,7 @@ for a fixed time, and reports the images/s of that time (the tuner's trial steps
 - one core by affinity: the process may run on one CPU only (`taskset -c 0`, a batch system's binding).
 
 "before" is `SEGLAB_THREAD_POLICY=torch` (PyTorch's own thread count, what seglab did before);
-"after" is the default (`adaptive`, see `seglab/threads.py`). Targets, as ratios within one run on a
+"after" is the default (`adaptive`, see `seglab/training/threads.py`). Targets, as ratios within one run on a
 2-core CPU: beside a second training process >= 0.4 of the idle throughput for every model; idle
 throughput after >= 0.95 of before (medians of `--repeats` alternated idle runs: this shared VM
 varies by +-20 % between runs).
@@ -39,8 +39,8 @@ POLICIES = {"before": "torch", "after": "adaptive"}
 TRAINER = r"""
 import json, sys, time
 import torch  # first, as in the notebooks: the OpenMP runtime starts before seglab can say anything
-from seglab.recipes import Recipe, make_datasets, make_model
-from seglab.train import fit, make_loader
+from seglab.training.recipes import Recipe, make_datasets, make_model
+from seglab.training.fit import fit, make_loader
 
 model_name, seconds, cpus, images = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 if cpus != "all":

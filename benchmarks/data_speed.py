@@ -1,7 +1,7 @@
 """How fast the data sets make samples, and what share of a training epoch the data costs.
 
 1. Generation speed on one core: ``SyntheticShapes`` made anew (``cache=False``), and nuclei crops.
-2. Data share of an epoch with the default recipe (``seglab.recipes.Recipe``): the seconds the loader
+2. Data share of an epoch with the default recipe (``seglab.training.recipes.Recipe``): the seconds the loader
    needs for one epoch's batches, cold (images made) and warm (the data set keeps them), against the
    seconds of ``fit``'s epoch, and over a whole run of the recipe's epochs. Kept samples are checked to
    be identical to freshly made ones. Target: data <= 5 % of an epoch.
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
 from seglab.data import NucleiDataset, SyntheticShapes
-from seglab.recipes import Recipe, make_datasets, make_model
-from seglab.train import fit, make_loader
+from seglab.training.fit import fit, make_loader
+from seglab.training.recipes import Recipe, make_datasets, make_model
 
 
 def loader_seconds(loader) -> float:

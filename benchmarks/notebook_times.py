@@ -7,7 +7,7 @@ slowest cells; these are the times the notebooks' opening cells and the kit READ
 
 Times of one day's machine do not transfer (the same machine type ran 3-4x faster or slower from one day
 to the next), so they are stated at a rate: the default U-Net recipe's training images per second,
-measured before and after the notebooks in the same run (``seglab.recipes.training_rate``; a student's
+measured before and after the notebooks in the same run (``seglab.training.recipes.training_rate``; a student's
 ``seglab info --speed`` measures theirs). ``--write`` puts the measured times, with that rate, into the
 opening cells' "**Time.**" line of ``solutions/`` (then run ``seglab release``).
 
@@ -136,7 +136,7 @@ def main() -> int:
     paths = sorted((ROOT / "solutions").glob("*.ipynb"))
     if args.notebooks:
         paths = [p for p in paths if any(p.stem.startswith(n) for n in args.notebooks)]
-    from seglab.recipes import training_rate
+    from seglab.training.recipes import training_rate
 
     print(f"machine: {machine()}")
     rate_before = training_rate("unet", device="cpu")

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
 from seglab.data import SyntheticShapes
-from seglab.device import DeviceSettings
-from seglab.recipes import Recipe, make_model
-from seglab.train import fit, seed_everything
+from seglab.training.device import DeviceSettings
+from seglab.training.fit import fit, seed_everything
+from seglab.training.recipes import Recipe, make_model
 
 
 def minimal_loop(model, loader, settings, epochs):

@@ -24,9 +24,9 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
-from seglab.device import DeviceSettings
 from seglab.models import trainable_models
-from seglab.recipes import Recipe, make_model
+from seglab.training.device import DeviceSettings
+from seglab.training.recipes import Recipe, make_model
 
 
 def training_step(model, optimizer, images, target, settings):

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
 from seglab.models import trainable_models
-from seglab.recipes import Recipe, train_model
+from seglab.training.recipes import Recipe, train_model
 
 #: the models notebooks 03 and 04 train, in the order their mIoU should rise
 LESSON_MODELS = ("fcn32s", "fcn16s", "fcn8s", "unet")

@@ -209,7 +209,7 @@ SPATIAL_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.
                   nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Linear)
 
 
-def _is_spatial(module: nn.Module) -> bool:
+def is_spatial(module: nn.Module) -> bool:
     from seglab.layers import BilinearUpsample
 
     return isinstance(module, (*SPATIAL_LAYERS, BilinearUpsample))
@@ -217,12 +217,12 @@ def _is_spatial(module: nn.Module) -> bool:
 
 def _spatial_layers(module: nn.Module) -> list[nn.Module]:
     """The spatial layers of a module, in registration order."""
-    if _is_spatial(module):
+    if is_spatial(module):
         return [module]
     return [layer for child in module.children() for layer in _spatial_layers(child)]
 
 
-def _as_geometries(layers) -> list[LayerGeometry]:
+def as_geometries(layers) -> list[LayerGeometry]:
     if isinstance(layers, nn.Module):
         path = layers.deepest_path() if hasattr(layers, "deepest_path") else layers
         return [layer_geometry(m) for m in _spatial_layers(path)]
@@ -231,7 +231,7 @@ def _as_geometries(layers) -> list[LayerGeometry]:
         if isinstance(layer, LayerGeometry):
             geometries.append(layer)
         elif isinstance(layer, nn.Module):
-            geometries.extend(_as_geometries(layer))
+            geometries.extend(as_geometries(layer))
         else:
             _require(isinstance(layer, Iterable) and 1 <= len(tuple(layer)) <= 4,
                      f"a layer must be (kernel, stride, padding, dilation) or an nn.Module, got {layer!r}")
@@ -243,7 +243,7 @@ def receptive_fields(layers) -> list[ReceptiveField]:
     """Receptive field after each layer of a stack (see :func:`receptive_field`)."""
     field = ReceptiveField(size=1, jump=1, start=0.0)
     out = []
-    for geometry in _as_geometries(layers):
+    for geometry in as_geometries(layers):
         field = field.step(geometry)
         out.append(field)
     return out

@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from seglab.report import table
+from seglab.notebook.tables import table
 
 __all__ = ["main"]
 
@@ -18,8 +18,8 @@ def _info(args: argparse.Namespace) -> int:
     import torchvision
 
     import seglab
-    from seglab.device import pick_device
-    from seglab.threads import thread_choice
+    from seglab.training.device import pick_device
+    from seglab.training.threads import thread_choice
 
     device = pick_device("auto")
     rows = [
@@ -40,7 +40,7 @@ def _info(args: argparse.Namespace) -> int:
         ("platform", platform.platform()),
     ]
     if args.speed:  # the unit the notebooks state their times in
-        from seglab.recipes import training_rate
+        from seglab.training.recipes import training_rate
 
         rate = training_rate("unet", device=device)
         rows.append(("training speed", f"{rate:.0f} images/s (the default U-Net recipe, on {device}): a notebook "
@@ -58,16 +58,16 @@ def _print_result(result: dict, class_names) -> None:
 def _recipe(args: argparse.Namespace):
     from dataclasses import fields
 
-    from seglab.recipes import Recipe
+    from seglab.training.recipes import Recipe
 
     return Recipe(**{setting.name: getattr(args, setting.name) for setting in fields(Recipe)})
 
 
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
-    """One option per field of :class:`seglab.recipes.Recipe`, with its default and help text."""
+    """One option per field of :class:`seglab.training.recipes.Recipe`, with its default and help text."""
     from dataclasses import fields
 
-    from seglab.recipes import Recipe
+    from seglab.training.recipes import Recipe
 
     for setting in fields(Recipe):
         flag, options = "--" + setting.name.replace("_", "-"), dict(setting.metadata)
@@ -83,11 +83,11 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from seglab import distributed
-    from seglab.checkpoints import atomic_write, load_checkpoint
-    from seglab.evaluation import evaluate
-    from seglab.recipes import train_model
-    from seglab.train import make_loader
+    from seglab.training import distributed
+    from seglab.training.checkpoints import atomic_write, load_checkpoint
+    from seglab.training.evaluation import evaluate
+    from seglab.training.fit import make_loader
+    from seglab.training.recipes import train_model
 
     recipe = _recipe(args)
     checkpoint = args.checkpoint or f"runs/{args.model}-{args.data}.pt"
@@ -115,10 +115,10 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from seglab.checkpoints import load_model
-    from seglab.evaluation import evaluate
-    from seglab.recipes import Recipe, make_datasets
-    from seglab.train import make_loader
+    from seglab.training.checkpoints import load_model
+    from seglab.training.evaluation import evaluate
+    from seglab.training.fit import make_loader
+    from seglab.training.recipes import Recipe, make_datasets
 
     model, state = load_model(args.checkpoint)
     recipe = Recipe(**state["recipe"]) if state.get("recipe") else None
@@ -416,7 +416,7 @@ def _entry_test_grade(argv: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from seglab.models import trainable_models
-    from seglab.recipes import DATA
+    from seglab.training.recipes import DATA
 
     parser = argparse.ArgumentParser(
         prog="seglab",
@@ -429,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_info)
 
     train = sub.add_parser("train", help="train a model on the synthetic or the nuclei data",
-                           description="Train a model with the course's recipe (seglab.recipes.Recipe: every option "
-                                       "below from --data to --weight-map is one of its fields).")
+                           description="Train a model with the course's recipe (seglab.training.recipes.Recipe: every "
+                                       "option below from --data to --weight-map is one of its fields).")
     train.add_argument("--model", choices=trainable_models(), default="unet", help="default: %(default)s")
     _add_recipe_options(train)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seglab.arithmetic import ReceptiveField, _is_spatial, layer_geometry
-from seglab.modes import eval_mode
-from seglab.report import table
+from seglab.arithmetic import ReceptiveField, is_spatial, layer_geometry
+from seglab.notebook.tables import table
+from seglab.training.modes import eval_mode
 
 __all__ = ["LayerRow", "summary"]
 
@@ -53,7 +53,7 @@ def summary(model: nn.Module, input_size, *, file=None, print_table: bool = True
 
     def record(module, _inputs, output):
         nonlocal field
-        if _is_spatial(module):
+        if is_spatial(module):
             field = field.step(layer_geometry(module))
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
         own = sum(p.numel() for p in module.parameters(recurse=False))

@@ -160,7 +160,7 @@ def test_notebook_runs_in_jupyterlab(lab, browser, notebook):
 
 
 def _check_quiz(page) -> None:
-    from seglab.course.preparation import PREPARATION_QUESTIONS
+    from seglab.notebook.questions import PREPARATION_QUESTIONS
 
     radios = page.locator(".jp-NotebookPanel .widget-radio-box")
     assert radios.count() == sum(not q.numeric for q in PREPARATION_QUESTIONS)

@@ -15,7 +15,7 @@ from seglab.data import (
     instance_boundaries,
     load_nuclei,
 )
-from seglab.viz import colorize, overlay, show_predictions
+from seglab.notebook.viz import colorize, overlay, show_predictions
 
 # ------------------------------------------------------------------ synthetic
 

@@ -9,20 +9,20 @@ import warnings
 
 import pytest
 
-from seglab.checkpoints import load_model
 from seglab.data import SyntheticShapes
-from seglab.distributed import EXIT_BARRIER_SECONDS
-from seglab.evaluation import evaluate
-from seglab.train import make_loader
+from seglab.training.checkpoints import load_model
+from seglab.training.distributed import EXIT_BARRIER_SECONDS
+from seglab.training.evaluation import evaluate
+from seglab.training.fit import make_loader
 
 SCRIPT = textwrap.dedent('''
     import json, sys
     import torch
     torch._C._set_print_stack_traces_on_fatal_signal(True)  # should a process abort: every thread's C++ stack
-    from seglab import distributed
+    from seglab.training import distributed
     from seglab.data import SyntheticShapes
     from seglab.models import UNet
-    from seglab.train import fit, make_loader, seed_everything
+    from seglab.training.fit import fit, make_loader, seed_everything
 
     seed_everything(0)
     model = UNet(1, 5, depth=2, base_channels=4)
@@ -42,7 +42,7 @@ KNOWN_ABORT = "terminate called without an active exception"
 
 def torchrun(*args, cwd, timeout=300) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=2 ARGS``, run again once if a process hit the rare abort at exit
-    that Gloo's threads can cause (a warning shows the first run's output: seglab.distributed leaves the group
+    that Gloo's threads can cause (a warning shows the first run's output: seglab.training.distributed leaves the group
     at exit to avoid it, and this keeps the stack traces should it still happen)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *map(str, args)]
     for attempt in (1, 2):
@@ -93,7 +93,7 @@ def test_seglab_train_under_torchrun(tmp_path):
 
 
 def test_a_failing_process_ends_the_run_with_its_error_not_a_hang_at_exit(tmp_path):
-    # the other process waits at exit for everyone (seglab.distributed), but not after an uncaught exception
+    # the other process waits at exit for everyone (seglab.training.distributed), but not after an uncaught exception
     script = tmp_path / "fail.py"
     script.write_text(SCRIPT.replace("if distributed.is_main_process():",
                                      "if not distributed.is_main_process():\n    raise ValueError('rank 1 fails')\n"

@@ -6,9 +6,9 @@ import torch
 import torchvision
 from matplotlib.patches import Rectangle
 
-from seglab.draw import draw_convolution, draw_resolution_streams
-from seglab.viz import plot_receptive_field_growth
-from seglab.widgets import conv_explorer
+from seglab.notebook.draw import draw_convolution, draw_resolution_streams
+from seglab.notebook.viz import plot_receptive_field_growth
+from seglab.notebook.widgets import conv_explorer
 
 matplotlib.use("Agg")
 

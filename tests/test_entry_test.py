@@ -35,9 +35,9 @@ from seglab.course.entry_test import (
     normalise,
 )
 from seglab.course.kit import SolutionSecrets, find_leaks
-from seglab.course.preparation import PREPARATION_QUESTIONS
 from seglab.course.spreadsheet import read_rows, write_rows
 from seglab.models.unet import unet_output_size
+from seglab.notebook.questions import PREPARATION_QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK_DIR = ROOT / "solutions" / "entry_test"

@@ -120,7 +120,7 @@ def test_center_crop_agrees_with_torchvision_for_every_surplus():
 
 def test_importing_the_models_and_data_does_not_import_torchvision():
     """A notebook kernel (and every graded one) starts seconds faster; the real-data adapters load on use."""
-    code = ("import sys, seglab.models, seglab.data, seglab.recipes, seglab.viz, seglab.checks.fcn; "
+    code = ("import sys, seglab.models, seglab.data, seglab.training.recipes, seglab.notebook.viz, seglab.checks.fcn; "
             "assert 'torchvision' not in sys.modules, 'torchvision imported'; "
             "from seglab.data import VOCSegmentation, IGNORE_INDEX; assert IGNORE_INDEX == 255")
     subprocess.run([sys.executable, "-c", code], check=True)

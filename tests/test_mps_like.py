@@ -18,10 +18,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader, TensorDataset
 
-from seglab.evaluation import evaluate
 from seglab.metrics import ConfusionMatrix
 from seglab.models import UNet
-from seglab.train import fit, seed_everything
+from seglab.training.evaluation import evaluate
+from seglab.training.fit import fit, seed_everything
 
 
 class Float64Refused(RuntimeError):

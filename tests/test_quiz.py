@@ -4,9 +4,9 @@ import pytest
 import torchvision
 
 from seglab.arithmetic import LayerGeometry, conv_output_size, receptive_field, transposed_conv_output_size
-from seglab.course.preparation import PREPARATION_QUESTIONS
 from seglab.models import unet_output_size
-from seglab.quiz import Quiz
+from seglab.notebook.questions import PREPARATION_QUESTIONS
+from seglab.notebook.quiz import Quiz
 
 
 def test_questions_are_well_formed():
@@ -68,7 +68,7 @@ def test_quiz_in_a_kernel_shows_widgets_with_the_questions_as_text():
     from nbclient import NotebookClient
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from seglab.course.preparation import PREPARATION_QUESTIONS\nfrom seglab.quiz import Quiz\n"
+        "from seglab.notebook.questions import PREPARATION_QUESTIONS\nfrom seglab.notebook.quiz import Quiz\n"
         "Quiz(PREPARATION_QUESTIONS).show()")])
     NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
     (output,) = notebook.cells[0].outputs

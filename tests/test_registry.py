@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from seglab.arithmetic import measured_receptive_field, receptive_field
-from seglab.checkpoints import load_model, save_checkpoint
 from seglab.models import MODELS, UNet, build_model, register_model, trainable_models
 from seglab.models.base import SegmentationModel
+from seglab.training.checkpoints import load_model, save_checkpoint
 
 TINY_BACKBONE = {"widths": (4, 4, 8, 8, 8), "convs_per_stage": (1, 1, 1, 1, 1), "fc_channels": 8, "fc6_kernel": 3,
                  "batch_norm": True, "dropout": 0.0}

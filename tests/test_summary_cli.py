@@ -76,9 +76,9 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 def test_train_options_are_the_recipes_fields_and_amp_reaches_fit(monkeypatch, capsys):
     from dataclasses import fields
 
-    import seglab.recipes
+    import seglab.training.recipes
     from seglab.cli import _recipe, build_parser
-    from seglab.recipes import Recipe
+    from seglab.training.recipes import Recipe
 
     args = build_parser().parse_args(["train", "--val-batch-size", "3", "--weight-map", "--data", "nuclei"])
     assert _recipe(args) == Recipe(val_batch_size=3, weight_map=True, data="nuclei")
@@ -95,7 +95,7 @@ def test_train_options_are_the_recipes_fields_and_amp_reaches_fit(monkeypatch, c
         seen.update(kwargs)
         raise SystemExit(0)
 
-    monkeypatch.setattr(seglab.recipes, "fit", fake_fit)
+    monkeypatch.setattr(seglab.training.recipes, "fit", fake_fit)
     for option, amp in (("off", False), ("on", True), ("bf16", "bf16"), ("auto", "auto")):
         with pytest.raises(SystemExit):
             main(["train", "--model", "fcn32s", "--n-train", "8", "--n-val", "4", "--size", "32", "--amp", option])

@@ -1,4 +1,5 @@
-"""The thread choice (`seglab.threads`): affinity and cgroup quota read correctly, and said in `seglab info`."""
+"""The thread choice (`seglab.training.threads`): affinity and cgroup quota read correctly, and said in
+`seglab info`."""
 
 import os
 import time
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from seglab.cli import main
-from seglab.threads import cgroup_cpu_quota, limit_threads, thread_choice, usable_cpus
+from seglab.training.threads import cgroup_cpu_quota, limit_threads, thread_choice, usable_cpus
 
 
 def write(folder, name, text):
@@ -72,8 +73,8 @@ class FakeClock:
 @pytest.fixture(autouse=True)
 def restore_threads(monkeypatch):
     """Each test starts with no earlier choice of seglab's and leaves PyTorch's count as it found it."""
-    monkeypatch.setattr("seglab.threads._set_by_seglab", None)
-    monkeypatch.setattr("seglab.threads._last_tuned", None)
+    monkeypatch.setattr("seglab.training.threads._set_by_seglab", None)
+    monkeypatch.setattr("seglab.training.threads._last_tuned", None)
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
@@ -92,7 +93,7 @@ SHARED = {2: 0.060, 1: 0.020}  # two threads spin-wait for each other beside ano
 
 
 def test_candidate_counts_halve_down_to_one():
-    from seglab.threads import candidate_counts
+    from seglab.training.threads import candidate_counts
 
     assert candidate_counts(16) == [16, 8, 4, 2, 1]
     assert candidate_counts(6) == [6, 3, 1]
@@ -100,7 +101,7 @@ def test_candidate_counts_halve_down_to_one():
 
 
 def test_tuner_keeps_all_threads_on_an_idle_machine_and_measures_less_often(restore_threads):
-    from seglab.threads import ThreadTuner
+    from seglab.training.threads import ThreadTuner
 
     clock = FakeClock()
     tuner = ThreadTuner(2, clock=clock, interval=10, longest=60)
@@ -114,7 +115,7 @@ def test_tuner_keeps_all_threads_on_an_idle_machine_and_measures_less_often(rest
 
 
 def test_tuner_drops_to_one_thread_when_the_cores_are_shared_and_comes_back(restore_threads):
-    from seglab.threads import ThreadTuner
+    from seglab.training.threads import ThreadTuner
 
     clock = FakeClock()
     tuner = ThreadTuner(2, clock=clock, interval=10)
@@ -129,7 +130,7 @@ def test_tuner_drops_to_one_thread_when_the_cores_are_shared_and_comes_back(rest
 
 
 def test_a_count_far_slower_than_the_best_costs_one_step_per_trial(restore_threads):
-    from seglab.threads import ThreadTuner
+    from seglab.training.threads import ThreadTuner
 
     spinning = {2: 0.400, 1: 0.020}  # beside two busy loops a step with two threads can take seconds
     clock = FakeClock()
@@ -145,12 +146,12 @@ def test_a_count_far_slower_than_the_best_costs_one_step_per_trial(restore_threa
 
 
 def test_tuner_is_used_only_for_cpu_training_under_the_adaptive_policy(monkeypatch, restore_threads):
-    from seglab.threads import ThreadTuner
+    from seglab.training.threads import ThreadTuner
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr("seglab.threads.cgroup_cpu_quota", lambda root="": None)
+    monkeypatch.setattr("seglab.training.threads.cgroup_cpu_quota", lambda root="": None)
     torch.set_num_threads(4)
     assert ThreadTuner.for_training(torch.device("cpu")).candidates == [1, 2, 4]  # fewest first
     assert ThreadTuner.for_training(torch.device("cuda")) is None  # a GPU's speed does not depend on them
@@ -165,7 +166,7 @@ def test_tuner_is_used_only_for_cpu_training_under_the_adaptive_policy(monkeypat
 
 
 def test_policy_names_are_checked_and_torch_leaves_the_count(monkeypatch, restore_threads):
-    from seglab.threads import thread_policy
+    from seglab.training.threads import thread_policy
 
     monkeypatch.setenv("SEGLAB_THREAD_POLICY", "fast")
     with pytest.raises(ValueError, match="SEGLAB_THREAD_POLICY='fast' is not a thread policy: use one of adaptive"):
@@ -179,12 +180,12 @@ def test_policy_names_are_checked_and_torch_leaves_the_count(monkeypatch, restor
 def test_fit_records_the_threads_and_restores_the_count(monkeypatch, restore_threads):
     from torch.utils.data import DataLoader, TensorDataset
 
-    from seglab.train import fit
+    from seglab.training.fit import fit
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr("seglab.threads.cgroup_cpu_quota", lambda root="": None)
+    monkeypatch.setattr("seglab.training.threads.cgroup_cpu_quota", lambda root="": None)
     torch.set_num_threads(2)
     model = torch.nn.Conv2d(1, 3, 3, padding=1)
     data = TensorDataset(torch.randn(48, 1, 8, 8), torch.randint(0, 3, (48, 8, 8)))
@@ -198,7 +199,7 @@ def test_seglab_info_says_the_adaptive_policy(capsys, monkeypatch):
     monkeypatch.delenv("SEGLAB_THREAD_POLICY", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr("seglab.threads.cgroup_cpu_quota", lambda root="": None)
+    monkeypatch.setattr("seglab.training.threads.cgroup_cpu_quota", lambda root="": None)
     assert main(["info"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("seglab threads"))
     assert "4 for training and evaluation (4 CPUs on the machine; while training, fewer when they are faster" in line
@@ -206,13 +207,13 @@ def test_seglab_info_says_the_adaptive_policy(capsys, monkeypatch):
 
 
 def test_evaluation_right_after_training_uses_the_tuned_count(monkeypatch):
-    from seglab import threads
-    from seglab.threads import ThreadTuner
+    from seglab.training import threads
+    from seglab.training.threads import ThreadTuner
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr("seglab.threads.cgroup_cpu_quota", lambda root="": None)
+    monkeypatch.setattr("seglab.training.threads.cgroup_cpu_quota", lambda root="": None)
     clock = FakeClock()
     tuner = ThreadTuner(2, clock=clock)
     train(tuner, clock, SHARED, 2 + 8)

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from seglab.checkpoints import load_checkpoint, load_model, save_checkpoint
 from seglab.data import SyntheticShapes
-from seglab.device import DeviceSettings
-from seglab.evaluation import evaluate, predict
-from seglab.history import History
 from seglab.models import UNet
-from seglab.train import fit, make_loader, seed_everything
+from seglab.training.checkpoints import load_checkpoint, load_model, save_checkpoint
+from seglab.training.device import DeviceSettings
+from seglab.training.evaluation import evaluate, predict
+from seglab.training.fit import fit, make_loader, seed_everything
+from seglab.training.history import History
 
 
 def tiny_model(**kwargs):
@@ -49,9 +49,9 @@ def test_fit_learns_and_records_history(loaders):
 
 
 def test_labels_are_checked_once_per_batch(loaders, monkeypatch):
-    import seglab.evaluation
     import seglab.metrics
-    import seglab.train
+    import seglab.training.evaluation
+    import seglab.training.fit
 
     calls = []
     real = seglab.metrics.check_labels
@@ -60,7 +60,8 @@ def test_labels_are_checked_once_per_batch(loaders, monkeypatch):
         calls.append(target.shape[0])
         return real(target, *args, **kwargs)
 
-    for module in (seglab.train, seglab.evaluation, seglab.metrics):  # every place that could check them
+    # every place that could check them
+    for module in (seglab.training.fit, seglab.training.evaluation, seglab.metrics):
         monkeypatch.setattr(module, "check_labels", counting)
     train, val = loaders
     fit(tiny_model(), train, val, epochs=1, progress=False)
@@ -208,9 +209,9 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
 def test_resuming_from_a_corrupt_checkpoint_leaves_threads_and_memory_format_as_they_were(tmp_path, loaders,
                                                                                             monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("seglab.threads.usable_cpus", lambda root="": (2, "test"))
-    monkeypatch.setattr("seglab.threads._set_by_seglab", None)
-    monkeypatch.setattr("seglab.threads._last_tuned", None)  # no recent decision of an earlier test's tuner
+    monkeypatch.setattr("seglab.training.threads.usable_cpus", lambda root="": (2, "test"))
+    monkeypatch.setattr("seglab.training.threads._set_by_seglab", None)
+    monkeypatch.setattr("seglab.training.threads._last_tuned", None)  # no recent decision of an earlier test's tuner
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the tuner starts with 1 thread while it warms up
     try:
@@ -258,7 +259,7 @@ def test_ctrl_c_after_resume_names_the_right_epoch(loaders, tmp_path, capsys):
 
 def test_per_pixel_weights_weight_the_loss():
     """Batches (images, masks, weights): Σ w·CE / Σ w. Weights of 0 and 1 equal leaving the 0 pixels out."""
-    from seglab.train import _loss
+    from seglab.training.fit import _loss
 
     logits, target = torch.randn(2, 3, 5, 5), torch.randint(0, 3, (2, 5, 5))
     keep = torch.rand(2, 5, 5) < 0.6
@@ -281,7 +282,7 @@ def test_fit_trains_with_per_pixel_weights_and_names_a_shape_mismatch():
 
 
 def test_the_recipe_trains_nuclei_with_the_weight_map():
-    from seglab.recipes import Recipe, make_datasets
+    from seglab.training.recipes import Recipe, make_datasets
 
     train, val = make_datasets(Recipe(data="nuclei", n_train=4, weight_map=True))
     assert len(train[0]) == 3 and len(val[0]) == 2  # the validation loss is not weighted
@@ -295,7 +296,7 @@ def test_a_saved_notebook_shows_the_finished_progress_bar():
     from nbclient import NotebookClient
 
     code = ("import torch\nfrom torch.utils.data import DataLoader, TensorDataset\nfrom seglab.models import UNet\n"
-            "from seglab.train import fit\n"
+            "from seglab.training.fit import fit\n"
             "data = TensorDataset(torch.randn(4, 1, 16, 16), torch.randint(0, 2, (4, 16, 16)))\n"
             "history = fit(UNet(1, 2, depth=1, base_channels=2), DataLoader(data, batch_size=2), epochs=2)")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
@@ -327,14 +328,14 @@ def test_the_first_epoch_says_how_long_the_run_takes(capsys):
 
 
 def test_durations_are_stated_in_units_to_plan_with():
-    from seglab.train import _duration
+    from seglab.training.fit import _duration
 
     assert [_duration(s) for s in (4.2, 89, 90, 600, 5399, 7200)] == ["4 s", "89 s", "1.5 min", "10.0 min",
                                                                        "90.0 min", "2.0 h"]
 
 
 def test_training_rate_measures_images_per_second():
-    from seglab.recipes import Recipe, training_rate
+    from seglab.training.recipes import Recipe, training_rate
 
     rate = training_rate("fcn32s", Recipe(batch_size=2), steps=2, device="cpu")
     assert math.isfinite(rate) and rate > 0
@@ -343,10 +344,10 @@ def test_training_rate_measures_images_per_second():
 
 
 def test_seglab_info_speed_states_the_rate_and_how_to_scale(capsys, monkeypatch):
-    import seglab.recipes
+    import seglab.training.recipes
     from seglab.cli import main
 
-    monkeypatch.setattr(seglab.recipes, "training_rate", lambda name, device: 123.4)
+    monkeypatch.setattr(seglab.training.recipes, "training_rate", lambda name, device: 123.4)
     assert main(["info", "--speed"]) == 0
     out = capsys.readouterr().out
     assert "123 images/s (the default U-Net recipe" in out and "R / 123 times as long here" in out

@@ -443,7 +443,7 @@ def _reference_units(spec: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(units)
 
 
-def _reference_source(qualified: str) -> str:
+def reference_source(qualified: str) -> str:
     """The source text of seglab's ``seglab.module.Class.function`` (for a report), or ``""``."""
     parts = qualified.split(".")
     for split in range(len(parts) - 1, 0, -1):

@@ -61,7 +61,7 @@ from seglab.course.plan import Plan, Release, load_release, plan_submission, whi
 from seglab.course.sandbox import Limits, SandboxedKernel, SandboxUnavailable, bwrap_available
 from seglab.course.scan import LIMITS, ScanLimits, scan_cells
 from seglab.course.submissions import collect, collect_submissions, read_regular
-from seglab.report import table
+from seglab.notebook.tables import table
 
 __all__ = ["Exercise", "GradeRow", "append_csv", "collect_submissions", "grade", "grade_submission", "in_shard",
            "load_exercises", "merge_csvs", "points_table", "read_csv", "write_csv"]

@@ -72,7 +72,6 @@ GRADING_MODULES = ("seglab.checks.probe", "seglab.checks.wire", "seglab.checks.b
 ALLOWED_MODULES = ("IPython.display", "os.path")  # pictures and tables; paths
 GRADING_PACKAGES = {"seglab.checks", "seglab.course"}  # imported as a module object (aliased or from seglab)
 GRADING_ATTRIBUTES = {"probe", "wire", "borrowed", "watch"}  # reached through such an object: c.probe.probe = ...
-STUDENT_MODULES = ("seglab.course.preparation",)  # notebook 00's self-test
 HISTORY = re.compile(r"^(In|Out|_ih|_oh|_dh|_i+|_i\d+|_\d+|__|___|_ii+)$")
 
 
@@ -118,10 +117,9 @@ def _dotted(node: ast.AST) -> str:
 
 
 def _grading(dotted: str) -> bool:
-    """Whether ``dotted`` names a module of the grading machinery (notebook 00's questions are not), or the
-    package that holds it as a module object (``import seglab.checks as c`` reaches ``c.probe``)."""
-    return (any(dotted == m or dotted.startswith(m + ".") for m in GRADING_MODULES) or dotted in GRADING_PACKAGES) \
-        and not dotted.startswith(STUDENT_MODULES)
+    """Whether ``dotted`` names a module of the grading machinery, or the package that holds it as a module
+    object (``import seglab.checks as c`` reaches ``c.probe``)."""
+    return any(dotted == m or dotted.startswith(m + ".") for m in GRADING_MODULES) or dotted in GRADING_PACKAGES
 
 
 def _imported(names: list[str]) -> list[str]:

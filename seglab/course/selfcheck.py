@@ -29,7 +29,7 @@ import nbformat
 from seglab.course.execute import execute_notebook
 from seglab.course.release import ANSWER_STUB, CODE_STUB
 from seglab.files import atomic_writer
-from seglab.report import table
+from seglab.notebook.tables import table
 
 __all__ = ["ExerciseStatus", "NotebookCheck", "check_notebook", "format_report", "printable", "submission_zip"]
 

@@ -159,7 +159,7 @@ def seglab_copies(answers: dict[str, dict[str, str]]) -> list[Pair]:
     """One pair (student, seglab's qualified name) for each student whose answers copy off-limits seglab code;
     its score is the highest share of the reference's fingerprints found in one of the answers."""
     from seglab.checks import exercises
-    from seglab.checks.borrowed import _reference_source, references_copied
+    from seglab.checks.borrowed import reference_source, references_copied
 
     known = exercises()
     found: dict[tuple[str, str], Pair] = {}
@@ -171,7 +171,7 @@ def seglab_copies(answers: dict[str, dict[str, str]]) -> list[Pair]:
                 pair = found.setdefault((student, reference), Pair(student, reference, 0.0))
                 pair.score = max(pair.score, share)
                 pair.exercises.append((grade_id, share))
-                pair.cells[grade_id] = (code, _reference_source(reference))
+                pair.cells[grade_id] = (code, reference_source(reference))
     return list(found.values())
 
 

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 __all__ = ["CLASS_NAMES", "PALETTE", "ShapesConfig", "SyntheticShapes", "render_shapes"]
 
 CLASS_NAMES = ("background", "blob", "polygon", "curve", "spot")
-#: RGB colours (0..255) of the classes, used by seglab.viz for masks and overlays.
+#: RGB colours (0..255) of the classes, used by seglab.notebook.viz for masks and overlays.
 PALETTE = ((0, 0, 0), (230, 159, 0), (86, 180, 233), (240, 228, 66), (213, 94, 0))
 #: The most memory a SyntheticShapes keeps for made images (1,000 of 64x64 take 20 MB); larger sets regenerate.
 CACHE_BYTES = 512 * 2**20

@@ -12,7 +12,7 @@ from torch import nn
 
 from seglab.layers import conv_bn_relu
 from seglab.models.base import SegmentationModel
-from seglab.models.fcn import VGGConfig, _resolve_backbone
+from seglab.models.fcn import VGGConfig, resolve_backbone
 from seglab.models.registry import register_model
 
 __all__ = ["DilatedFCN", "dilated_fcn"]
@@ -30,7 +30,7 @@ class DilatedFCN(SegmentationModel):
 
     def __init__(self, num_classes: int, in_channels: int = 3, *, backbone: str | VGGConfig | dict = "narrow"):
         super().__init__()
-        cfg = _resolve_backbone(backbone)
+        cfg = resolve_backbone(backbone)
         self.num_classes, self.in_channels = num_classes, in_channels
         stages, c_in = [], in_channels
         for i, (width, convs) in enumerate(zip(cfg.widths, cfg.convs_per_stage, strict=True)):

@@ -51,7 +51,7 @@ BACKBONES = {
 }
 
 
-def _resolve_backbone(backbone: str | VGGConfig | dict) -> VGGConfig:
+def resolve_backbone(backbone: str | VGGConfig | dict) -> VGGConfig:
     if isinstance(backbone, VGGConfig):
         return backbone
     if isinstance(backbone, dict):
@@ -107,7 +107,7 @@ class FCN(SegmentationModel):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        cfg = _resolve_backbone(backbone)
+        cfg = resolve_backbone(backbone)
         if len(cfg.widths) != 5 or len(cfg.convs_per_stage) != 5:
             raise ValueError(f"an FCN backbone has 5 stages (pool1..pool5), got widths {cfg.widths} and "
                              f"convs_per_stage {cfg.convs_per_stage}")

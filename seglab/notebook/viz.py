@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seglab.modes import eval_mode
+from seglab.training.modes import eval_mode
 
 __all__ = ["colorize", "overlay", "plot_feature_maps", "plot_receptive_field_growth", "show_predictions"]
 
@@ -110,9 +110,9 @@ def plot_receptive_field_growth(layers, names=None, image_size: int = 224):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from seglab.arithmetic import _as_geometries, receptive_fields
+    from seglab.arithmetic import as_geometries, receptive_fields
 
-    geometries = _as_geometries(layers)
+    geometries = as_geometries(layers)
     fields = receptive_fields(geometries)
     names = names or _layer_names(geometries)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.2, 1]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seglab.widgets import interactive
+from seglab.notebook.widgets import interactive
 
 __all__ = ["Quiz"]
 

@@ -25,13 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from seglab import distributed
-from seglab.checkpoints import load_checkpoint, save_checkpoint
-from seglab.device import DeviceSettings, pick_device
-from seglab.evaluation import evaluate, match_target, split_batch
-from seglab.history import History
 from seglab.metrics import ConfusionMatrix, check_labels
-from seglab.threads import ThreadTuner, limit_threads, set_threads
+from seglab.training import distributed
+from seglab.training.checkpoints import load_checkpoint, save_checkpoint
+from seglab.training.device import DeviceSettings, pick_device
+from seglab.training.evaluation import evaluate, match_target, split_batch
+from seglab.training.history import History
+from seglab.training.threads import ThreadTuner, limit_threads, set_threads
 
 __all__ = ["fit", "make_loader", "seed_everything"]
 
@@ -136,7 +136,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, lr: flo
         first_epoch = epoch
         plot = None
         if live_plot and run.main:
-            from seglab.curves import LivePlot
+            from seglab.notebook.curves import LivePlot
 
             plot = LivePlot()
         good_weights = copy.deepcopy(model.state_dict())
@@ -215,7 +215,7 @@ def _start_run(model, train_loader, *, epochs, lr, weight_decay, optimizer, sche
         runner = nn.parallel.DistributedDataParallel(model)
         train_loader = distributed.shard_loader(train_loader, train=True)
     runner = torch.compile(runner) if compile else runner
-    # on the CPU: fewer threads while they are faster (other programs share the cores; seglab.threads)
+    # on the CPU: fewer threads while they are faster (other programs share the cores; seglab.training.threads)
     threads_before = torch.get_num_threads()  # before the tuner sets its first count
     tuner = ThreadTuner.for_training(settings.device) if world == 1 else None
     optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from seglab.files import atomic_writer
-from seglab.history import History
+from seglab.training.history import History
 
 __all__ = ["atomic_write", "load_checkpoint", "load_model", "save_checkpoint"]
 

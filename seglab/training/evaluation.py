@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from seglab import distributed
-from seglab.device import DeviceSettings, pick_device
 from seglab.layers import center_crop
 from seglab.metrics import ConfusionMatrix, check_labels
-from seglab.modes import eval_mode
-from seglab.threads import limit_threads
+from seglab.training import distributed
+from seglab.training.device import DeviceSettings, pick_device
+from seglab.training.modes import eval_mode
+from seglab.training.threads import limit_threads
 
 __all__ = ["evaluate", "predict"]
 

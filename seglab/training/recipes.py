@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 
-from seglab.history import History
 from seglab.models import build_model
-from seglab.train import fit, make_loader, seed_everything
+from seglab.training.fit import fit, make_loader, seed_everything
+from seglab.training.history import History
 
 __all__ = ["Recipe", "make_datasets", "make_model", "train_model", "training_rate"]
 
@@ -80,7 +80,7 @@ def make_model(name: str, recipe: Recipe, *, in_channels: int, num_classes: int,
 def train_model(name: str, recipe: Recipe = Recipe(), *, device="auto", amp="auto", progress: bool = True,
                 checkpoint=None, resume: bool = False, **model_kwargs) -> tuple:
     """Build, seed and train a model with the recipe: returns ``(model, history, (train, val))``. ``amp``
-    goes to :func:`seglab.train.fit` (mixed precision: ``"auto"`` uses it on CUDA)."""
+    goes to :func:`seglab.training.fit.fit` (mixed precision: ``"auto"`` uses it on CUDA)."""
     seed_everything(recipe.seed)
     train_set, val_set = make_datasets(recipe)
     model = make_model(name, recipe, in_channels=train_set.in_channels, num_classes=train_set.num_classes,

@@ -22,7 +22,7 @@ def conv_explorer(i: int = 5, k: int = 3, s: int = 2, p: int = 1, d: int = 1, tr
     import matplotlib.pyplot as plt
 
     from seglab.arithmetic import conv_output_size, transposed_conv_output_size
-    from seglab.draw import draw_convolution
+    from seglab.notebook.draw import draw_convolution
 
     def show(i, k, s, p, d, transposed, output_padding):
         try:

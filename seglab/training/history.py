@@ -38,6 +38,6 @@ class History:
 
     def plot(self, axes=None, title: str | None = None):
         """Loss and mIoU per epoch (train and validation): returns the matplotlib figure."""
-        from seglab.curves import plot_history
+        from seglab.notebook.curves import plot_history
 
         return plot_history(self, axes=axes, title=title)
