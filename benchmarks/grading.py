@@ -31,7 +31,7 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, table
 
-from seglab.course.grade import grade
+from seglab.course.grade import GradeOptions, grade
 from seglab.course.sandbox import bwrap_available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,9 +90,9 @@ def cpu_seconds() -> float:
 
 def course(args) -> int:
     """Seconds to grade one student's whole course, notebook by notebook."""
-    from seglab.course.grade import load_exercises
+    from seglab.course.graded import load_course
 
-    graded = [name for name, found in load_exercises(ROOT / "solutions").items() if found]
+    graded = [name for name, found in load_course(ROOT / "solutions").exercises.items() if found]
     print(f"machine: {machine()}\none student, {len(graded)} graded notebooks, sandbox {args.sandbox}, "
           f"training cells {'at full size' if args.full else 'in quick mode'}\n")
     rows, total, total_cpu, ok = [], 0.0, 0.0, True
@@ -102,8 +102,9 @@ def course(args) -> int:
             folder.mkdir()
             nbformat.write(solved(name), folder / "student.ipynb")
             start, start_cpu = time.perf_counter(), cpu_seconds()
-            result = grade(folder, solutions_dir=ROOT / "solutions", timeout=args.timeout * 30, total_timeout=3600,
-                           sandbox=args.sandbox, seed=1, quick=not args.full, only_needed=not args.all_cells)
+            result = grade(folder, GradeOptions(solutions_dir=ROOT / "solutions", timeout=args.timeout * 30,
+                                                total_timeout=3600, sandbox=args.sandbox, seed=1, quick=not args.full,
+                                                only_needed=not args.all_cells))
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
             points = sum(float(r.points) for r in result if r.points != "")
             most = sum(float(r.max) for r in result if r.points != "")
@@ -138,8 +139,8 @@ def main() -> int:
             folder.mkdir()
             make_submissions(folder, size)
             start = time.perf_counter()
-            graded[size] = grade(folder, solutions_dir=ROOT / "solutions", timeout=args.timeout, seed=1,
-                                 workers=args.workers, sandbox=args.sandbox)
+            graded[size] = grade(folder, GradeOptions(solutions_dir=ROOT / "solutions", timeout=args.timeout, seed=1,
+                                 workers=args.workers, sandbox=args.sandbox))
             seconds = time.perf_counter() - start
             rows.append([size, round(seconds, 1), round(size / seconds * 60, 1), round(seconds / size, 2)])
             print(f"{size} submissions: {seconds:.0f} s", flush=True)
@@ -147,13 +148,14 @@ def main() -> int:
         print(table(["submissions", "seconds", "submissions/min", "seconds per submission"], rows))
         largest = Path(tmp) / f"class{args.count}"
         start = time.perf_counter()
-        one_by_one = grade(largest, solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=1, seed=1,
-                           sandbox=args.sandbox)
+        one_by_one = grade(largest, GradeOptions(solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=1,
+                                                 seed=1, sandbox=args.sandbox))
         print(f"\none by one: {time.perf_counter() - start:.0f} s")
         other = "none" if args.sandbox == "bwrap" else "bwrap"
         if other == "none" or bwrap_available():
             start = time.perf_counter()
-            grade(largest, solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=args.workers, sandbox=other)
+            grade(largest, GradeOptions(solutions_dir=ROOT / "solutions", timeout=args.timeout, workers=args.workers,
+                                        sandbox=other))
             seconds = time.perf_counter() - start
             print(f"sandbox {other}: {args.count / seconds * 60:.1f} submissions/min "
                   f"({seconds / args.count:.2f} s each) against {rows[-1][2]} with sandbox {args.sandbox}")

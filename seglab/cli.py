@@ -137,7 +137,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 # Tutor-only commands and what they need beyond seglab's own dependencies: (extra, modules).
-TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools", "jinja2")), "entry-test --format pdf": ("tutor", ("fpdf",))}
+TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools", "jinja2")), "entry-test --format pdf": ("tutor", ("fpdf",)),
+               "grade --feedback": ("tutor", ("jinja2",)), "similarity": ("tutor", ("jinja2",))}
 
 
 def _require_extra(command: str) -> None:
@@ -196,21 +197,6 @@ def _bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: write e.g. 6G or 512M") from None
 
 
-def _merge_manual_sheet(rows, sheet, solutions) -> int | list:
-    """Merge the hand-graded points of ``sheet`` into ``rows``; print the problems and return 2 if any."""
-    from seglab.course.grade import load_course
-    from seglab.course.manual import ManualSheetError, merge_manual, read_sheet
-
-    try:
-        entries = read_sheet(sheet, rows, load_course(solutions))
-    except ManualSheetError as error:
-        print(f"seglab grade: error: {error}", file=sys.stderr)
-        return 2
-    if entries:
-        print(f"merged {len(entries)} hand-graded answers from {sheet}")
-    return merge_manual(rows, entries)
-
-
 def _shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -221,19 +207,9 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _write_feedback(folder, rows, sheet) -> None:
-    from seglab.course.feedback import write_pages
-    from seglab.course.manual import read_entries
-    from seglab.course.spreadsheet import say
-
-    entries = read_entries(sheet) if sheet.is_file() else []
-    pages = write_pages(folder, rows, entries)  # every page atomically, as valid UTF-8
-    say(f"{len(pages)} feedback pages in {folder}/")
-
-
 def _grade_merge(argv: list[str]) -> int:
-    from seglab.course.grade import merge_csvs, points_table, write_csv
-    from seglab.course.manual import read_entries, sheet_path, write_sheet
+    from seglab.course.grade import merge_shards
+    from seglab.course.rows import points_table
 
     parser = argparse.ArgumentParser(prog="seglab grade merge",
                                      description="Join the CSVs of graded shards (seglab grade --shard I/N).")
@@ -241,86 +217,84 @@ def _grade_merge(argv: list[str]) -> int:
     parser.add_argument("--out", default="grades.csv")
     args = parser.parse_args(argv)
     try:
-        rows = merge_csvs(args.csvs)
+        batch = merge_shards(args.csvs, args.out)
     except (ValueError, FileNotFoundError) as error:
         print(f"seglab grade merge: error: {error}", file=sys.stderr)
         return 2
-    write_csv(rows, args.out)
-    sheets = [sheet_path(path) for path in args.csvs if sheet_path(path).is_file()]
-    if sheets:  # the shards' answers to grade by hand, in one sheet beside the joined grades
-        write_sheet([entry for sheet in sheets for entry in read_entries(sheet)], sheet_path(args.out))
-    print(points_table(rows))
-    print(f"\n{len(rows)} rows from {len(args.csvs)} shards written to {args.out}"
-          + (f"; answers to grade by hand in {sheet_path(args.out)}" if sheets else ""))
+    print(points_table(batch.rows))
+    print(f"\n{len(batch.rows)} rows from {len(args.csvs)} shards written to {args.out}"
+          + (f"; answers to grade by hand in {batch.sheet}" if batch.sheet else ""))
     return 0
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from seglab.course.grade import GradeOptions, grade_class, merge_hand_grading
+    from seglab.course.manual import ManualSheetError
+    from seglab.course.rows import points_table
+    from seglab.course.sandbox import Limits, SandboxUnavailable, enforcement
 
-    from seglab.course.grade import append_csv, grade, load_course, points_table, read_csv, write_csv
-    from seglab.course.manual import collect_answers, sheet_path, write_sheet
-    from seglab.course.sandbox import Limits, SandboxUnavailable
-
-    out = Path(args.out)
-    sheet = Path(args.manual) if args.manual else sheet_path(out)
+    if args.feedback:
+        _require_extra("grade --feedback")
     if args.submissions is None:  # merge a filled sheet into the grades, grade nothing
         if not args.manual:
             print("seglab grade: error: give the submissions to grade, or --manual SHEET to merge hand grading",
                   file=sys.stderr)
             return 2
-        if not out.is_file():
-            print(f"seglab grade: error: no grades at {out} to merge {sheet} into: pass --out", file=sys.stderr)
+        try:
+            batch = merge_hand_grading(args.out, args.manual, solutions_dir=args.solutions, feedback_dir=args.feedback)
+        except (ManualSheetError, FileNotFoundError) as error:
+            print(f"seglab grade: error: {error}", file=sys.stderr)
             return 2
-        rows = _merge_manual_sheet(read_csv(out), sheet, args.solutions)
-        if isinstance(rows, int):
-            return rows
-        write_csv(rows, out)
-        if args.feedback:
-            _write_feedback(args.feedback, rows, sheet)
-        print(points_table(rows))
-        print(f"\n{len(rows)} rows written to {out}")
+        if batch.merged:
+            print(f"merged {batch.merged} hand-graded answers from {batch.sheet}")
+        if batch.pages is not None:
+            _say(f"{batch.pages} feedback pages in {args.feedback}/")
+        print(points_table(batch.rows))
+        print(f"\n{len(batch.rows)} rows written to {batch.out}")
         return 0
-    previous = read_csv(out) if args.resume and out.exists() else []
-    if previous:
-        print(f"resuming: {len({(r.student, r.notebook) for r in previous})} submissions in {out} are not graded again")
-    else:
-        out.unlink(missing_ok=True)  # a fresh batch
-        if args.resume:
-            print(f"nothing to resume in {out}: grading every submission")
     if args.sandbox == "none":
         print("WARNING: --sandbox none: submissions run WITHOUT isolation. A submission can read and change your "
               "files (solutions included), use the network and stop the grader. Grade untrusted work only with "
               "the bwrap sandbox.", file=sys.stderr)
-    limits = Limits(memory_bytes=args.memory)
-    from seglab.course.sandbox import enforcement
-
     print("limits on this machine: " + "; ".join(f"{name}: {how}" for name, how in enforcement(args.sandbox).items()),
           file=sys.stderr)
+    options = GradeOptions(solutions_dir=args.solutions, timeout=args.timeout, total_timeout=args.total_timeout,
+                           workers=args.workers, sandbox=args.sandbox, limits=Limits(memory_bytes=args.memory),
+                           seed=args.seed, quick=not args.full, only_needed=not args.all_cells, shard=args.shard,
+                           progress=not args.no_progress, feedback_dir=args.feedback)
+
+    def resuming(count: int) -> None:
+        if count:
+            print(f"resuming: {count} submissions in {args.out} are not graded again")
+        elif args.resume:
+            print(f"nothing to resume in {args.out}: grading every submission")
+
     try:
-        rows = grade(args.submissions, solutions_dir=args.solutions, timeout=args.timeout,
-                     total_timeout=args.total_timeout, workers=args.workers, sandbox=args.sandbox, limits=limits,
-                     skip={(r.student, r.notebook) for r in previous}, seed=args.seed, quick=not args.full,
-                     only_needed=not args.all_cells, shard=args.shard, progress=not args.no_progress,
-                     feedback_dir=args.feedback,
-                     on_student=lambda student_rows: append_csv(student_rows, out))
+        batch = grade_class(args.submissions, options, out=args.out, sheet=args.manual, resume=args.resume,
+                            on_resume=resuming)
     except SandboxUnavailable as error:
         print(f"seglab grade: error: {error}", file=sys.stderr)
         return 2
-    rows = sorted(previous + rows, key=lambda r: (r.student, r.notebook))
-    write_sheet(collect_answers(args.submissions, load_course(args.solutions)), sheet)
-    merged = _merge_manual_sheet(rows, sheet, args.solutions)
-    rows = rows if isinstance(merged, int) else merged  # a sheet with mistakes: say so, keep the automatic grades
-    write_csv(rows, out)
-    if args.feedback:
-        _write_feedback(args.feedback, rows, sheet)
-    print(points_table(rows))
-    print(f"\n{len(rows)} rows written to {out}; answers to grade by hand in {sheet} (then: seglab grade --manual "
-          f"{sheet} --out {out})")
+    if batch.sheet_problem:  # a sheet with mistakes: say so, the automatic grades stand
+        print(f"seglab grade: error: {batch.sheet_problem}", file=sys.stderr)
+    elif batch.merged:
+        print(f"merged {batch.merged} hand-graded answers from {batch.sheet}")
+    if batch.pages is not None:
+        _say(f"{batch.pages} feedback pages in {args.feedback}/")
+    print(points_table(batch.rows))
+    print(f"\n{len(batch.rows)} rows written to {batch.out}; answers to grade by hand in {batch.sheet} (then: seglab "
+          f"grade --manual {batch.sheet} --out {batch.out})")
     return 0
 
 
+def _say(text: str) -> None:
+    from seglab.course.spreadsheet import say  # a name may hold any code point: printed on any console
+
+    say(text)
+
+
 def _similarity(args: argparse.Namespace) -> int:
+    _require_extra("similarity")
     from pathlib import Path
 
     from seglab.course.similarity import report_html, similar_pairs
@@ -337,7 +311,7 @@ def _similarity(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from seglab.course.export import ExportError, moodle_table, read_roster, wide_table, write_table
-    from seglab.course.grade import read_csv
+    from seglab.course.rows import read_csv
     from seglab.course.spreadsheet import say
 
     try:

@@ -5,13 +5,20 @@ solutions (the release's leak check finds nothing in them)."""
 from __future__ import annotations
 
 import csv
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from seglab.checks.wire import encode
 from seglab.cli import main
+from seglab.course import pages
+from seglab.course.feedback import render_page
 from seglab.course.kit import SolutionSecrets, find_leaks
+from seglab.course.rows import GradeRow
 from seglab.course.sandbox import bwrap_available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,3 +86,91 @@ def test_hand_grading_reaches_the_page(graded):
 def test_pages_hold_nothing_from_the_solutions(graded):
     _, _, pages = graded
     assert find_leaks(pages, SolutionSecrets.read(ROOT / "solutions")) == []
+
+
+# ------------------------------------------------------------------ the page is a template, values are text
+
+HOSTILE = "</script><script>alert(1)</script> {{ 7*7 }} {% if true %}{{ lipsum() }}{% endif %} {# x #} & 'q' \"dq\""
+TEMPLATES = ROOT / "seglab" / "course" / "templates"
+
+
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;") \
+        .replace('"', "&#34;")
+
+
+def _hostile_page() -> str:
+    failure = {"label": f"label {HOSTILE}", "inputs": {f"input {HOSTILE}": f"value {HOSTILE}"},
+               "expected": 1.0, "received": f"received {HOSTILE}", "hint": f"hint {HOSTILE}"}
+    record = {"student": f"student {HOSTILE}", "notebook": NOTEBOOK, "answers": {"q": f"answer {HOSTILE}"},
+              "findings": [f"finding {HOSTILE}"],
+              "exercises": encode([{"exercise": "check_a", "title": f"title {HOSTILE}",
+                                    "parts": [[f"part {HOSTILE}", 0, 2]], "failure": failure}])}
+    rows = [GradeRow("ada", NOTEBOOK, "check_a", 0, 2, f"message {HOSTILE}"), GradeRow("ada", NOTEBOOK, "q", "", 3, "")]
+    return render_page(record, rows, {"q": ("1", f"comment {HOSTILE}")})
+
+
+def test_hostile_text_is_shown_escaped_and_never_evaluated():
+    page = _hostile_page()
+    for field in ("student", "title", "part", "label", "input", "hint", "answer", "comment", "finding", "message"):
+        assert _escaped(f"{field} {HOSTILE}") in page, field  # as written: {{ 7*7 }} stays, no 49
+    assert page.count("{{ 7*7 }}") == 13  # those ten, the student in <title>, the input's and received value's repr
+    assert "<script" not in page and "</script" not in page and "lipsum" in page and "49" not in page
+
+
+def test_the_page_is_rendered_from_its_template(monkeypatch):
+    import jinja2
+
+    page = _hostile_page()
+    template = (TEMPLATES / "feedback_page.html.j2").read_text(encoding="utf-8")
+    style = re.search(r"<style>.*?</style>", template, re.S).group()
+    assert style in page and page.startswith("<!doctype html>")
+    loader = jinja2.DictLoader({"feedback_page.html.j2": "[{{ student }}|{{ sections|length }}]"})
+    fake = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    monkeypatch.setattr(pages, "_environment", lambda: fake)
+    assert _hostile_page() == f"[{_escaped(f'student {HOSTILE}')}|2]"
+
+
+def test_html_templates_are_autoescaped_and_the_markdown_one_is_not():
+    environment = pages._environment()
+    assert environment.autoescape("feedback_page.html.j2") and environment.autoescape("similarity_report.html.j2")
+    assert not environment.autoescape("kit_README.md.j2")
+    assert environment.undefined.__name__ == "StrictUndefined"
+
+
+def test_every_template_is_used_and_every_used_template_exists():
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "seglab").rglob("*.py"))
+    used = set(re.findall(r"\brender\(\s*[\"']([^\"']+\.j2)[\"']", source))
+    templates = {p.name for p in TEMPLATES.glob("*.j2")}
+    assert templates == used
+    assert {"feedback_page.html.j2", "similarity_report.html.j2", "kit_README.md.j2"} <= templates
+
+
+def test_no_markup_is_built_in_python():
+    tags = re.compile(r"<(p|table|tr|td|th|ul|li|h[1-6]|img|pre|section|span|style|html|code|br)\b")
+    for module in ("feedback.py", "similarity.py"):
+        assert not tags.search((ROOT / "seglab" / "course" / module).read_text(encoding="utf-8")), module
+
+
+def test_students_and_imports_need_no_jinja2():
+    """jinja2 is in the tutor extra: `seglab check` never imports it, the page modules only when rendering."""
+    code = ("import sys, seglab.course.selfcheck, seglab.course.feedback, seglab.course.similarity, seglab.course.kit; "
+            "assert 'jinja2' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("argv", [["similarity", "{folder}"], ["grade", "{folder}", "--feedback", "{folder}/pages"],
+                                  ["grade", "--manual", "{folder}/s.csv", "--feedback", "{folder}/pages"]])
+def test_page_commands_name_the_tutor_extra_without_jinja2(argv, tmp_path, capsys, monkeypatch):
+    """The pages are jinja2 templates, and jinja2 comes with the tutor extra: without it, a command that writes a
+    page says which extra to install before it does anything, instead of a traceback after grading."""
+    import importlib.util
+
+    from seglab.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jinja2" else real(name, *a))
+    assert main([part.format(folder=tmp_path) for part in argv]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "seglab[tutor]"' in err and "jinja2" in err and "Traceback" not in err
+    assert not (tmp_path / "pages").exists()

@@ -9,7 +9,9 @@ import nbformat
 import pytest
 
 from seglab.cli import main
-from seglab.course.grade import collect_submissions, grade, load_exercises
+from seglab.course.grade import GradeOptions, grade
+from seglab.course.graded import load_course
+from seglab.course.submissions import collect_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "01_convolution_arithmetic.ipynb"
@@ -121,7 +123,7 @@ def graded(tmp_path_factory):
         cell.metadata["tags"] = ["seglab-setup"]
     _write(relabelled, folder / "leo.ipynb")
 
-    rows = grade(folder, solutions_dir=ROOT / "solutions", timeout=30, total_timeout=300, workers=2)
+    rows = grade(folder, GradeOptions(solutions_dir=ROOT / "solutions", timeout=30, total_timeout=300, workers=2))
     table = {(r.student, r.exercise): r for r in rows}
     return folder, rows, table
 
@@ -209,7 +211,7 @@ def test_notebook_and_cells_are_told_by_the_release_not_by_labels(graded):
 
 
 def test_exercises_come_from_the_solutions():
-    exercises = load_exercises(ROOT / "solutions")[SOLUTION.name]
+    exercises = load_course(ROOT / "solutions").exercises[SOLUTION.name]
     checks = [e for e in exercises if e.kind == "check"]
     assert [e.grade_id for e in checks] == CHECKS
     assert all("HIDDEN TESTS" in e.source for e in checks)  # graded with more cases than students see

@@ -15,20 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seglab.checks import exercise, public, score
-from seglab.checks.probe import MIME, outcomes_of
+from seglab.checks.borrowed import names_used
+from seglab.checks.probe import MIME, outcomes_of, probe_source
 from seglab.checks.wire import encode
 from seglab.course import grade as grading
-from seglab.course.grade import (
-    UnreadableSubmission,
-    grade_submission,
-    grading_notebook,
-    identify,
-    load_course,
-    parse_submission,
-)
+from seglab.course.grade import GradeOptions, grade_submission
+from seglab.course.graded import load_course
 from seglab.course.needed import needed_cells
-from seglab.course.plan import plan_submission
+from seglab.course.plan import identify, plan_submission
+from seglab.course.probes import grading_notebook
 from seglab.course.scan import LIMITS, scan_cells, scan_source
+from seglab.course.submissions import UnreadableSubmission, parse_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = load_course(ROOT / "solutions")
@@ -117,7 +114,7 @@ def test_a_moved_answer_and_edited_labels_count_for_nothing():
     plan = plan_submission(cells, COURSE.releases[name])
     assert 5 in plan.student_code() and plan.setup != 5  # the tag does not make it the setup cell
     assert scan_cells({5: extra.source}) == []  # not flagged by the scan, but read for off-limits names:
-    assert "arithmetic" in grading.names_used(extra.source, exercise("conv_output_size").off_limits.names)
+    assert "arithmetic" in names_used(extra.source, exercise("conv_output_size").off_limits.names)
 
 
 def test_an_edited_released_cell_is_the_students():
@@ -232,19 +229,19 @@ def test_fuzz_a_submission_with_any_outputs_gets_its_rows(tmp_path_factory, outp
     cells.cells[8].source += f"\n# {comment}"
     data = json.dumps(cells, ensure_ascii=True).encode()
 
-    def fake_execute(notebook, needed, probe_cells, **options):
+    def fake_run(notebook, needed, probe_cells, options):
         for index in probe_cells:
             notebook.cells[index].outputs = [dict(output, data={MIME: dict(output["data"][MIME], token=token)})
                                              for output in outputs for token in [_token(notebook.cells[index])]]
         return None
 
-    original = grading._execute
-    grading._execute = fake_execute
+    original = grading.run_sandboxed
+    grading.run_sandboxed = fake_run
     try:
-        rows = grade_submission("fuzz", name, COURSE, data=data, sandbox="none",
-                                feedback_dir=tmp_path_factory.mktemp("pages"))
+        rows = grade_submission("fuzz", name, COURSE, GradeOptions(sandbox="none",
+                                feedback_dir=tmp_path_factory.mktemp("pages")), data=data)
     finally:
-        grading._execute = original
+        grading.run_sandboxed = original
     assert {row.exercise for row in rows} == {e.grade_id for e in COURSE.exercises[name]}
     assert all(isinstance(row.message, str) for row in rows)
 
@@ -260,7 +257,7 @@ def test_cases_travel_in_the_probe_and_nowhere_else():
     spec = exercise("pool_output_size")
     cases = spec.make_cases(random.Random(1), 5)
     plan = identify(_released("01_convolution_arithmetic.ipynb"), "01.ipynb", COURSE)
-    probes = {gid: grading.probe_source(gid.removeprefix("check_"), ["pool_output_size"],
+    probes = {gid: probe_source(gid.removeprefix("check_"), ["pool_output_size"],
                                         json.dumps([encode(public(c)) for c in cases]), "tok")
               for gid in plan.release.checks}
     notebook, *_ = grading_notebook(plan, probes)

@@ -10,8 +10,9 @@ import pytest
 
 from seglab.cli import main
 from seglab.course.export import ExportError, moodle_table, wide_table, write_table
-from seglab.course.grade import GradeRow, load_course, read_csv, write_csv
+from seglab.course.graded import load_course
 from seglab.course.manual import ManualSheetError, collect_answers, read_sheet, sheet_path, write_sheet
+from seglab.course.rows import GradeRow, read_csv, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"

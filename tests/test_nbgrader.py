@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook  # seglab[dev] installs nbgrader
 
-from seglab.course.grade import grade
+from seglab.course.grade import GradeOptions, grade
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_convolution_arithmetic"
@@ -71,7 +71,7 @@ def course(tmp_path_factory):
         for student in SOLVED:
             submission = gradebook.find_submission_notebook(NOTEBOOK, "ps1", student)
             automatic[student] = {g.name: g.auto_score for g in submission.grades if g.cell.cell_type == "code"}
-    seglab_rows = grade(ours, solutions_dir=ROOT / "solutions", timeout=60, total_timeout=600, seed=7)
+    seglab_rows = grade(ours, GradeOptions(solutions_dir=ROOT / "solutions", timeout=60, total_timeout=600, seed=7))
     return {"released": released, "automatic": automatic, "seglab": seglab_rows}
 
 

@@ -2,9 +2,11 @@
 
 import pytest
 
-from seglab.course.grade import grading_notebook, load_course, parse_submission
+from seglab.course.graded import load_course
 from seglab.course.needed import needed_cells
 from seglab.course.plan import plan_submission
+from seglab.course.probes import grading_notebook
+from seglab.course.submissions import parse_submission
 from tests.test_grade import ROOT
 
 
@@ -82,7 +84,7 @@ def test_the_course_notebooks_run_only_imports_answers_and_checks():
         cells = parse_submission((ROOT / "notebooks" / name).read_bytes())
         plan = plan_submission(cells, course.releases[name])
         assert all(plan.answers[gid.removeprefix("check_")] for gid in checks), name  # every answer cell found
-        notebook, targets, trusted, probes, _ = grading_notebook(plan, {gid: f"probe({gid!r})" for gid in checks})
+        notebook, targets, trusted, probes, *_ = grading_notebook(plan, {gid: f"probe({gid!r})" for gid in checks})
         assert set(probes) == checks and len(trusted) == 1, name
         run_cells = needed_cells([cell.source for cell in notebook.cells], targets, trusted=trusted)
         assert run_cells is not None, name

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from seglab.cli import main
-from seglab.course.grade import grade
+from seglab.course.grade import GradeOptions, grade
 from seglab.course.sandbox import bwrap_available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def test_honest_grades_equal_a_batch_without_attackers(hostile_class, tmp_path):
     honest.mkdir()
     for name in ("alice", "bob"):
         (honest / f"{name}.ipynb").write_bytes((hostile_class["folder"] / f"{name}.ipynb").read_bytes())
-    alone = grade(honest, solutions_dir=ROOT / "solutions", timeout=30, total_timeout=400, workers=2)
+    alone = grade(honest, GradeOptions(solutions_dir=ROOT / "solutions", timeout=30, total_timeout=400, workers=2))
     for student in ("alice", "bob"):
         expected = {r.exercise.removeprefix("check_"): float(r.points) for r in alone
                     if r.student == student and r.points != ""}

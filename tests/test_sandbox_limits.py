@@ -5,14 +5,19 @@ the memory and thread tests also on the fallback (no cgroup: rlimits, the kernel
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import secrets
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from seglab.course import sandbox as sandbox_module
@@ -64,9 +69,8 @@ def _run(workdir, *cells: str, sandbox: str = "bwrap", limits: Limits = LIMITS, 
 
 def _alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
@@ -250,17 +254,11 @@ def test_cleanup_leaves_no_cgroup_and_no_process(tmp_path, sandbox):
         time.sleep(0.05)
     assert not [pid for pid in seen["pids"] if _alive(pid)]
     assert not [folder for folder in seen["folders"] if os.path.exists(folder)]
-    daemons = [p for p in os.listdir("/proc") if p.isdigit() and _comm(p) == "seglab-daemon" and _alive(int(p))]
+    daemons = [p.pid for p in psutil.process_iter(["name", "status"])
+               if p.info["name"] == "seglab-daemon" and p.info["status"] != psutil.STATUS_ZOMBIE]
     assert daemons == []
     if sandbox_module._cgroup_backend()["kind"]:
         assert seen["folders"] and seen["pids"], seen  # it had a cgroup, and the daemon was in it
-
-
-def _comm(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 def test_a_cgroup_v2_machine_gets_a_cgroup_per_kernel_with_the_limits(tmp_path, monkeypatch):
@@ -286,3 +284,153 @@ def test_a_cgroup_v2_machine_gets_a_cgroup_per_kernel_with_the_limits(tmp_path, 
     assert "cgroup v2 memory.max" in described["memory"] and "pids.max" in described["tasks"]
     assert "cpu.max" in described["cpu"] and "uid 123456789" in described["user"]
     assert not cgroup.remove(timeout=0.1)  # a stand-in folder of plain files cannot be removed: it says so
+
+
+# -- the watchdog's and the kill's view of a process tree (psutil), without a kernel
+
+@pytest.fixture
+def reaper():
+    """This process as the child subreaper while a test kills process trees: the orphans come to it and it
+    reaps them afterwards (the machine's init may not reap, and they would stay zombies)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        pytest.skip("this process cannot be a child subreaper")
+    before = {child.pid for child in psutil.Process().children()}
+    try:
+        yield
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+        for child in psutil.Process().children():
+            if child.pid not in before:
+                with contextlib.suppress(ChildProcessError):
+                    if os.waitpid(child.pid, os.WNOHANG)[0] == 0:  # ours, unreaped: its pid is still its own
+                        os.kill(child.pid, signal.SIGKILL)
+                        os.waitpid(child.pid, 0)
+
+
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _python(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _wait_for_descendants(pid: int, count: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while len(tree := sandbox_module._descendants(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(tree) >= count, tree
+    return tree
+
+
+TREE = """import os, time
+for _ in range(3):  # a tree of 8 processes: 7 descendants of the first, 3 levels deep
+    os.fork()
+time.sleep(120)"""
+
+
+def test_the_kill_reaches_every_descendant_and_leaves_the_kernels_exit_status_to_its_popen(reaper):
+    root = _python(TREE)
+    try:
+        processes = [psutil.Process(pid) for pid in _wait_for_descendants(root.pid, 7)]
+        sandbox_module._kill_tree(root.pid)
+        assert root.wait(timeout=10) == -signal.SIGKILL  # not reaped by psutil: Popen still reads how it ended
+        deadline = time.monotonic() + 5
+        while not all(_ended(p) for p in processes) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [p.pid for p in processes if not _ended(p)] == []
+        assert sandbox_module._descendants(root.pid) == [] and sandbox_module._threads([root.pid]) == 0
+    finally:
+        if root.poll() is None:  # not reaped: the pid is still its own
+            sandbox_module._kill_tree(root.pid)
+        root.kill()
+        root.wait()
+
+
+CHURN = """import os, random, time
+children = set()
+while True:  # children that live a few milliseconds: some end while the grader lists and reads the tree
+    if len(children) < 8:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(random.random() / 100)
+            os._exit(0)
+        children.add(pid)
+    else:
+        children.discard(os.wait()[0])"""
+
+
+def test_processes_that_end_while_the_tree_is_walked_are_skipped(reaper):
+    root = _python(CHURN)
+    try:
+        most, deadline = 0, time.monotonic() + 2
+        while time.monotonic() < deadline:
+            tree = sandbox_module._descendants(root.pid)
+            most = max(most, len(tree))
+            assert sandbox_module._threads([root.pid, *tree]) >= 1
+            assert sandbox_module._resident([root.pid, *tree]) > 0
+        assert most > 0
+        sandbox_module._kill_tree(root.pid)  # children end and start while it lists and kills them
+        assert root.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        root.kill()
+        root.wait()
+
+
+@pytest.mark.parametrize("error", [psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied])
+def test_a_process_gone_between_listing_and_reading_is_skipped(reaper, monkeypatch, error):
+    """psutil lists a process, then reading or killing it fails: it ended (or is a zombie) meanwhile, or it
+    is not the grader's to read. The count skips it, the kill goes on with the others."""
+    root, other = _python(TREE), _python("import time; time.sleep(120)")
+    short = _python("pass")
+    ended = psutil.Process(short.pid)  # a process that is listed, then ends before it is killed
+    short.wait(timeout=30)
+    try:
+        descendants = [psutil.Process(pid) for pid in _wait_for_descendants(root.pid, 7)]
+        num_threads, memory_info, kill = psutil.Process.num_threads, psutil.Process.memory_info, psutil.Process.kill
+        children = psutil.Process.children
+
+        def failing(method):
+            def read(self, *args, **kwargs):
+                if self.pid == root.pid:
+                    raise error(self.pid)
+                return method(self, *args, **kwargs)
+            return read
+
+        monkeypatch.setattr(psutil.Process, "num_threads", failing(num_threads))
+        monkeypatch.setattr(psutil.Process, "memory_info", failing(memory_info))
+        monkeypatch.setattr(psutil.Process, "kill", failing(kill))
+        monkeypatch.setattr(psutil.Process, "children", lambda self, recursive=False: [
+            ended, *children(self, recursive=recursive)])
+        assert sandbox_module._threads([root.pid]) == 0 and sandbox_module._resident([root.pid]) == 0
+        assert sandbox_module._threads([other.pid, root.pid, ended.pid]) == 1  # other's own thread only
+        assert sandbox_module._resident([other.pid, root.pid]) > 0
+        sandbox_module._kill_tree(root.pid)  # the root cannot be killed, the ended one is gone: the rest dies
+        assert root.poll() is None
+        deadline = time.monotonic() + 5
+        while not all(_ended(p) for p in descendants) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [p.pid for p in descendants if not _ended(p)] == []
+        monkeypatch.setattr(psutil.Process, "children", failing(children))  # the root ends while it is listed
+        assert sandbox_module._descendants(root.pid) == []
+    finally:
+        monkeypatch.undo()
+        for process in (root, other):
+            process.kill()
+            process.wait()
+
+
+def test_stale_cgroups_of_graders_no_longer_running_are_removed(tmp_path):
+    gone, long_ago = 2**22 + 1, time.time() - 3600  # above any pid_max: no such process
+    folders = {f"seglab-{gone}-0-a": long_ago, f"seglab-{gone}-1-b": time.time(),
+               f"seglab-{os.getpid()}-0-c": long_ago, "other-1-2": long_ago}
+    for name, mtime in folders.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (mtime, mtime))
+    sandbox_module._remove_stale(str(tmp_path))
+    # a grader gone: removed; one just made (maybe by a grader in another pid namespace) and ours: kept
+    assert sorted(os.listdir(tmp_path)) == sorted(set(folders) - {f"seglab-{gone}-0-a"})

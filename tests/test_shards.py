@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from seglab.cli import main
-from seglab.course.grade import GradeRow, in_shard, merge_csvs, read_csv, write_csv
+from seglab.course.grade import in_shard
+from seglab.course.rows import GradeRow, merge_csvs, read_csv, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from seglab.checks.fingerprint import normalise
 from seglab.cli import main
-from seglab.course.similarity import normalise, similar_pairs
+from seglab.course.similarity import similar_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_upsampling.ipynb"
@@ -151,3 +152,44 @@ def test_a_pasted_copy_of_seglab_is_reported_by_name(tmp_path, capsys):
     assert main(["similarity", str(tmp_path), "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
     assert "erin  seglab.arithmetic.conv_output_size" in capsys.readouterr().out
     assert "seglab.arithmetic.conv_output_size" in out.read_text()
+
+
+# ------------------------------------------------------------------ the report is a template, values are text
+
+HOSTILE = "</script><script>alert(1)</script> {{ 7*7 }} {% if true %}{{ lipsum() }}{% endif %} {# x #} & 'q' \"dq\""
+
+
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;") \
+        .replace('"', "&#34;")
+
+
+def _hostile_report() -> str:
+    from seglab.course.similarity import Pair, report_html
+
+    pair = Pair(f"a {HOSTILE}", f"b {HOSTILE}", 0.9, [(f"exercise {HOSTILE}", 0.9)],
+                {f"cell {HOSTILE}": (f"code_a {HOSTILE}", f"code_b {HOSTILE}")})
+    return report_html([pair], 0.8)
+
+
+def test_report_shows_hostile_text_escaped_and_never_evaluated():
+    page = _hostile_report()
+    for field in ("a", "b", "exercise", "cell", "code_a", "code_b"):
+        assert _escaped(f"{field} {HOSTILE}") in page, field
+    assert page.count("{{ 7*7 }}") == 8  # a and b twice (heading and table), the others once
+    assert "<script" not in page and "</script" not in page and "49" not in page
+    assert "1 pairs share at least 80% of their code" in page and ": 90%</h2>" in page
+
+
+def test_report_is_rendered_from_its_template(monkeypatch):
+    import jinja2
+
+    from seglab.course import pages
+
+    template = (ROOT / "seglab" / "course" / "templates" / "similarity_report.html.j2").read_text(encoding="utf-8")
+    assert re.search(r"<style>.*?</style>", template, re.S).group() in _hostile_report()
+    fake_template = "{% for p in pairs %}[{{ p.a }}|{{ p.score }}]{% endfor %}"
+    loader = jinja2.DictLoader({"similarity_report.html.j2": fake_template})
+    fake = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    monkeypatch.setattr(pages, "_environment", lambda: fake)
+    assert _hostile_report() == f"[{_escaped(f'a {HOSTILE}')}|90%]"

@@ -30,14 +30,13 @@ import importlib
 import json
 import os
 import random
-import sys
-import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from seglab.checks.borrowed import OffLimits, watch
+from seglab.checks.origin import library_of
 from seglab.checks.wire import ReturnedType, WireError, decode, encode
 
 __all__ = ["CheckFailed", "CheckResult", "Exercise", "Failure", "OffLimits", "all_passed", "check", "draw_cases",
@@ -115,26 +114,10 @@ def public(case: dict) -> dict:
     return {key: value for key, value in case.items() if not key.startswith("_")}
 
 
-def _library(filename: str) -> str | None:
-    """``"seglab"``, ``"torch"`` or ``"Python"`` when ``filename`` is library code, else ``None`` (the student's)."""
-    path = os.path.abspath(filename)
-    for name, folder in (("seglab", os.path.dirname(os.path.dirname(__file__))),
-                         ("torch", os.path.dirname(torch_file)) if (torch_file := _module_file("torch")) else ("", ""),
-                         ("Python", sysconfig.get_paths()["stdlib"]), ("Python", sysconfig.get_paths()["purelib"])):
-        if folder and path.startswith(folder + os.sep):
-            return name
-    return None
-
-
-def _module_file(name: str) -> str | None:
-    module = sys.modules.get(name)
-    return getattr(module, "__file__", None)
-
-
 def _where(frames: traceback.StackSummary) -> str:
     """Where the student's code raised: their deepest line, and the library function it called from there
     (``in unet_input_size, line 7: size = conv_output_size(size, 3); raised inside seglab's conv_output_size``)."""
-    own = [n for n, frame in enumerate(frames) if _library(frame.filename) is None]
+    own = [n for n, frame in enumerate(frames) if library_of(frame.filename) is None]
     if not own:
         return f"line {frames[-1].lineno}: {frames[-1].line}" if frames else ""
     frame = frames[own[-1]]
@@ -143,7 +126,7 @@ def _where(frames: traceback.StackSummary) -> str:
         called = frames[own[-1] + 1]
         # A wrapper's name (torch's ``inner``, ``_wrapped_call_impl``) says nothing: then only whose code it is.
         name = "" if called.name.startswith("_") or called.name in _WRAPPER_NAMES else f"'s {called.name}"
-        where += f"; raised inside {_library(called.filename)}{name}, called with the arguments your line passed"
+        where += f"; raised inside {library_of(called.filename)}{name}, called with the arguments your line passed"
     return where
 
 

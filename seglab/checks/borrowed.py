@@ -30,6 +30,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from seglab.checks.fingerprint import fingerprints, normalise
+from seglab.checks.origin import library_of
+
 __all__ = [
     "ALL_OPS",
     "CONVOLUTION",
@@ -214,9 +217,7 @@ def _package_dirs() -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=4096)
 def _is_student_file(filename: str) -> bool:
-    from seglab.checks import _library
-
-    return _library(filename) is None
+    return library_of(filename) is None
 
 
 def _code_file(function) -> str | None:
@@ -413,8 +414,6 @@ def _strip(node: ast.AST) -> ast.AST:
 
 
 def _tokens(node: ast.AST) -> list[str]:
-    from seglab.course.similarity import normalise
-
     return normalise(ast.unparse(_strip(node)))
 
 
@@ -472,8 +471,6 @@ def _python(source: str) -> str:
 
 def copy_share(answer: list[str], reference: tuple[str, ...]) -> float:
     """The share of the reference's fingerprints that the answer's tokens hold (1.0: all of them)."""
-    from seglab.course.similarity import fingerprints
-
     if list(answer) == list(reference):
         return 1.0
     theirs = fingerprints(list(reference))
@@ -494,8 +491,6 @@ def references_copied(source: str, off_limits: OffLimits) -> list[tuple[str, str
     found = []
     for spec in off_limits.code:
         for qualified, reference in _reference_units(spec):
-            from seglab.course.similarity import fingerprints
-
             enough = len(fingerprints(list(reference))) >= COPY_MIN_FINGERPRINTS
             for name, tokens in own:
                 share = copy_share(tokens, reference)

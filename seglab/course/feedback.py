@@ -9,35 +9,25 @@ renders ``DIR/<student>/<notebook>.html`` from it, the grades CSV and the hand-g
 A page holds nothing from the solution notebooks: no hidden-test source, no solution text (the
 messages and hints are the checks' own, written for students), only the student's own answers.
 Pictures (maps and images) are embedded PNGs, so a page opens offline and prints as it looks.
+
+The page's markup and style are the template ``templates/feedback_page.html.j2`` (:mod:`seglab.course.pages`,
+autoescaped): this module computes what it shows (texts cut to size, numbers, statuses, pictures).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import io
 import json
 import reprlib
 from pathlib import Path
 
 from seglab.checks.wire import decode, encode
+from seglab.course.pages import render
 from seglab.course.spreadsheet import clean_text, write_text
 
 __all__ = ["folder_name", "render_page", "write_pages", "write_record"]
-
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:52em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.5em;margin-bottom:.2em} .sub{color:#555;margin-top:0}
-table{border-collapse:collapse;width:100%;margin:1em 0} th,td{border-bottom:1px solid #ddd;padding:.35em;
-text-align:left;vertical-align:top} .pts{white-space:nowrap;text-align:right}
-.ok{color:#1a7f37} .no{color:#b3261e} .wait{color:#8a6d00}
-section{border-top:1px solid #ccc;margin-top:1.5em;padding-top:.5em;break-inside:avoid}
-pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;border-radius:4px} img{max-width:100%}
-.hint{background:#eef5ff;border-left:4px solid #3b6fd8;padding:.4em .8em}
-@media print{body{margin:0;max-width:none} section{page-break-inside:avoid}}
-"""
-
 
 MAX_SHOWN = 12  # numbers of a tensor shown on a page
 MAX_TEXT = 2_000  # characters of any other value shown
@@ -88,7 +78,7 @@ def _plane(tensor):
 
 
 def _picture(expected, received) -> str:
-    """Expected, received and their difference as one embedded PNG (maps and images only)."""
+    """Expected, received and their difference as one PNG, base64-encoded (maps and images only; "": none)."""
     try:
         return _draw(expected, received)
     except Exception:  # a picture is a help, never a reason for a page to fail
@@ -129,19 +119,19 @@ def _draw(expected, received) -> str:
         figure.savefig(buffer, format="png", dpi=80)
     finally:
         plt.close(figure)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f"<img alt='expected, yours and their difference' src='data:image/png;base64,{data}'>"
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _text(value, limit: int = MAX_TEXT) -> str:
-    """Any text, cleaned, cut at ``limit`` characters, HTML-escaped."""
+    """Any text, cleaned and cut at ``limit`` characters (the template escapes it)."""
     text = clean_text(value)
     if len(text) > limit:
         text = text[:limit] + f" ... ({len(text) - limit} more characters)"
-    return html.escape(text)
+    return text
 
 
 def _value(value) -> str:
+    """A value as a short text: a small tensor's numbers, a larger one's shape, else a capped ``repr``."""
     try:
         import torch
 
@@ -158,21 +148,18 @@ def _value(value) -> str:
         return _text(f"<a {type(value).__name__} that cannot be shown: {type(error).__name__}>")
 
 
-def _failure(failure) -> str:
+def _failure(failure) -> dict | None:
+    """The first wrong case as the template shows it (``None``: none)."""
     if not isinstance(failure, dict) or not failure:
-        return ""
-    parts = [f"<p>For example: {_text(failure.get('label', ''))}</p>"]
+        return None
     inputs = failure.get("inputs") or {}
-    if isinstance(inputs, dict) and inputs:
-        parts.append("<table><tr><th>input</th><th>value</th></tr>" + "".join(
-            f"<tr><td>{_text(k, 200)}</td><td>{_value(v)}</td></tr>" for k, v in list(inputs.items())[:50])
-            + "</table>")
     expected, received = failure.get("expected"), failure.get("received")
-    if expected is not None or received is not None:
-        parts.append(f"<p>expected: {_value(expected)}<br>yours: {_value(received)}</p>")
-    parts.append(_picture(expected, received))
-    parts.append(f"<p class='hint'>Hint: {_text(failure.get('hint', ''))}</p>")
-    return "".join(parts)
+    return {"label": _text(failure.get("label", "")),
+            "inputs": [(_text(k, 200), _value(v)) for k, v in list(inputs.items())[:50]]
+            if isinstance(inputs, dict) else [],
+            "compared": expected is not None or received is not None,
+            "expected": _value(expected), "received": _value(received),
+            "picture": _picture(expected, received), "hint": _text(failure.get("hint", ""))}
 
 
 def _number(value) -> float | None:
@@ -182,26 +169,27 @@ def _number(value) -> float | None:
         return None
 
 
-def _status(points, maximum) -> str:
+def _status(points, maximum) -> dict[str, str]:
+    """``{"mark": "ok" | "no" | "wait", "text": ...}``: full points, fewer (or unreadable), to be graded by hand."""
     if points == "":
-        return "<span class='wait'>to be graded by hand</span>"
+        return {"mark": "wait", "text": "to be graded by hand"}
     points, maximum = _number(points), _number(maximum)
     if points is None or maximum is None:
-        return "<span class='no'>?</span>"
-    mark = "ok" if points >= maximum else "no"
-    return f"<span class='{mark}'>{points:g} / {maximum:g}</span>"
+        return {"mark": "no", "text": "?"}
+    return {"mark": "ok" if points >= maximum else "no", "text": f"{points:g} / {maximum:g}"}
 
 
-def _parts(parts) -> str:
-    items = []
+def _parts(parts) -> list[dict[str, str]]:
+    """The parts of an exercise with their points (``[name, points, most]`` each; others are skipped)."""
+    shown = []
     for part in parts if isinstance(parts, list) else []:
         try:
             name, got, most = part
             got, most = float(got), float(most)
         except (TypeError, ValueError):
             continue
-        items.append(f"<li class='{'ok' if got >= most else 'no'}'>{_text(name, 200)}: {got:g} / {most:g}</li>")
-    return "<ul>" + "".join(items) + "</ul>" if items else ""
+        shown.append({"name": _text(name, 200), "mark": "ok" if got >= most else "no", "text": f"{got:g} / {most:g}"})
+    return shown
 
 
 def render_page(record: dict, rows, manual: dict[str, tuple[str, str]] | None = None) -> str:
@@ -219,39 +207,25 @@ def render_page(record: dict, rows, manual: dict[str, tuple[str, str]] | None = 
     maximum = sum(_number(r.max) or 0.0 for r in rows)
     waiting = sum(1 for r in rows if r.points == "")
     student, stem = clean_text(record.get("student", "")), Path(clean_text(record.get("notebook", ""))).stem
-    out = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{_text(f'{student}: {stem}')}</title>",
-           f"<style>{STYLE}</style><h1>{_text(stem)}</h1>",
-           f"<p class='sub'>Feedback for {_text(student)}: {total:g} of {maximum:g} points"
-           + (f"; {waiting} answer(s) still to be graded by hand" if waiting else "") + ".</p>",
-           "<table><tr><th>exercise</th><th class='pts'>points</th><th>result</th></tr>"]
-    for row in rows:
-        out.append(f"<tr><td>{_text(row.exercise)}</td><td class='pts'>{_status(row.points, row.max)}</td>"
-                   f"<td>{_text(row.message)}</td></tr>")
-    out.append("</table>")
-    if broken:
-        out.append("<p class='wait'>The details of this grading could not be shown; the points above stand.</p>")
     findings = record.get("findings") or []
-    if isinstance(findings, list) and findings:
-        out.append("<section><h2>What the grader noticed in your code</h2><ul>"
-                   + "".join(f"<li>{_text(f)}</li>" for f in findings[:50]) + "</ul></section>")
     answers = record.get("answers") if isinstance(record.get("answers"), dict) else {}
+    sections = []
     for row in rows:
         detail = details.get(row.exercise, {})
         answer = answers.get(row.exercise)
         if answer is None and not detail.get("failure") and not detail.get("parts"):
             continue
-        out.append(f"<section><h2>{_text(detail.get('title') or row.exercise)} — "
-                   f"{_status(row.points, row.max)}</h2>")
-        out.append(_parts(detail.get("parts")))
-        out.append(_failure(detail.get("failure")))
-        if answer is not None:
-            _, comment = manual.get(row.exercise, ("", ""))
-            out.append(f"<p>Your answer:</p><pre>{_text(answer, 100_000)}</pre>")
-            if comment:
-                out.append(f"<p>Tutor's comment: {_text(comment, 20_000)}</p>")
-        out.append("</section>")
-    out.append("</html>")
-    return "\n".join(out)
+        _, comment = manual.get(row.exercise, ("", ""))
+        sections.append({"title": _text(detail.get("title") or row.exercise), "status": _status(row.points, row.max),
+                         "parts": _parts(detail.get("parts")), "failure": _failure(detail.get("failure")),
+                         "answer": None if answer is None else _text(answer, 100_000),
+                         "comment": _text(comment, 20_000) if answer is not None and comment else ""})
+    return render("feedback_page.html.j2", title=_text(f"{student}: {stem}"), notebook=_text(stem),
+                  student=_text(student), total=f"{total:g}", maximum=f"{maximum:g}", waiting=waiting,
+                  rows=[{"exercise": _text(r.exercise), "status": _status(r.points, r.max), "message": _text(r.message)}
+                        for r in rows],
+                  broken=broken, findings=[_text(f) for f in findings[:50]] if isinstance(findings, list) else [],
+                  sections=sections)
 
 
 def write_pages(folder: str | Path, rows, manual_entries=()) -> list[Path]:

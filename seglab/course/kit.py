@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
+from seglab.course.notebooks import course_notebooks
 from seglab.course.release import (
     SETUP_TAG,
     TUTOR_TAG,
@@ -69,7 +70,7 @@ class SolutionSecrets:
     @classmethod
     def read(cls, solutions_dir: str | Path) -> SolutionSecrets:
         secrets = cls()
-        for path in sorted(Path(solutions_dir).glob("[0-9][0-9]_*.ipynb")):
+        for path in course_notebooks(solutions_dir):
             notebook = nbformat.read(path, as_version=4)
             secrets.tokens[path.name] = solution_tokens(notebook)
             for cell in notebook.cells:
@@ -198,7 +199,7 @@ def build_wheel(project_dir: str | Path, out_dir: str | Path, readme: str) -> Pa
 def kit_readme(wheel_name: str, notebooks: list[Path], wheel_url: str = "") -> str:
     """The student's README (``templates/kit_README.md.j2``): install on each platform, the notebooks with
     their measured times, how to check and hand in a notebook."""
-    import jinja2
+    from seglab.course.pages import render
 
     rows, rates = [], set()
     for path in notebooks:
@@ -215,10 +216,8 @@ def kit_readme(wheel_name: str, notebooks: list[Path], wheel_url: str = "") -> s
              f"`{wheel_url}`." if wheel_url else
              f"upload `{wheel_name}` (the Files panel on the left) and run `%pip install {wheel_name}` in a "
              "new cell.")
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("seglab.course", "templates"),
-                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    return environment.get_template("kit_README.md.j2").render(
-        wheel=wheel_name, notebooks=rows, colab=colab, rate=rates.pop() if len(rates) == 1 else None)
+    return render("kit_README.md.j2", wheel=wheel_name, notebooks=rows, colab=colab,
+                  rate=rates.pop() if len(rates) == 1 else None)
 
 
 def _zip_folder(folder: Path, target: Path) -> Path:

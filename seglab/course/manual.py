@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from seglab.course.plan import identify
 from seglab.course.spreadsheet import clean_text, read_rows, write_rows
+from seglab.course.submissions import Submission, collect, parse_submission
 
 __all__ = ["ManualEntry", "ManualSheetError", "answer_text", "collect_answers", "merge_manual", "read_entries",
            "read_sheet", "sheet_path", "write_sheet"]
@@ -64,28 +66,24 @@ def _answer_cell(text: str) -> str:
 def _sources(submission, course):
     """``(notebook, {grade_id: answer source})`` of one submission, or ``None`` (the grades say why): answers
     told by the tutor's release (:mod:`seglab.course.plan`), never by labels a student can edit."""
-    from seglab.course.grade import identify, parse_submission
-
     plan = identify(parse_submission(submission.data), submission.name, course)
     if plan is None:
         return None
     return plan.release.name, {gid: plan.answer_source(gid) for gid in plan.release.answers}
 
 
-def collect_answers(path, exercises) -> list[ManualEntry]:
+def collect_answers(path, course) -> list[ManualEntry]:
     """The answers to hand-graded questions in the submissions at ``path`` (a folder, a notebook, a zip:
     :func:`seglab.course.submissions.collect`; refused submissions have no answer to grade).
-    ``exercises``: the grader's ``Course`` (:func:`seglab.course.grade.load_course`)."""
-    from seglab.course.submissions import Submission, collect
-
-    found = exercises.exercises
+    ``course``: the grader's :class:`seglab.course.graded.Course`."""
+    found = course.exercises
     entries: dict[tuple[str, str, str], ManualEntry] = {}
     submissions = path if isinstance(path, list) else collect(path)
     for submission in submissions:
         if not isinstance(submission, Submission) or not submission.ok:
             continue
         try:
-            sources = _sources(submission, exercises)
+            sources = _sources(submission, course)
         except Exception:  # not a notebook, or one the grader refuses: the grades CSV says why
             continue
         if sources is None:
@@ -150,14 +148,14 @@ def read_entries(path: str | Path) -> list[ManualEntry]:
                         r["points"], r["comment"], r["answer"]) for line, r in enumerate(_read(Path(path)), start=2)]
 
 
-def read_sheet(path: str | Path, rows, exercises) -> list[ManualEntry]:
-    """The graded entries of a filled sheet, checked against the grades ``rows`` and the course's
-    ``exercises`` (``grade.load_exercises``: which questions are graded by hand, and their maxima)."""
+def read_sheet(path: str | Path, rows, course) -> list[ManualEntry]:
+    """The graded entries of a filled sheet, checked against the grades ``rows`` and the grader's ``course``
+    (:class:`seglab.course.graded.Course`: which questions are graded by hand, and their maxima)."""
     path = Path(path)
     if not path.is_file():
         raise ManualSheetError(f"no hand-grading sheet at {path}: `seglab grade` writes one beside the grades CSV")
-    exercises = getattr(exercises, "exercises", exercises)  # the grader's Course, or load_exercises's dict
-    manual = {(name, e.grade_id): e.points for name, found in exercises.items() for e in found if e.kind == "manual"}
+    manual = {(name, e.grade_id): e.points for name, found in course.exercises.items() for e in found
+              if e.kind == "manual"}
     known = {(r.student, r.notebook, r.exercise) for r in rows if (r.notebook, r.exercise) in manual}
     students = {r.student for r in rows}
     problems, entries = [], []

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Plan", "Release", "load_release", "plan_submission", "released_as", "which_release"]
+from seglab.course.notebooks import nbgrader
+
+__all__ = ["Plan", "Release", "identify", "load_release", "plan_submission", "released_as", "which_release"]
 
 
 @dataclass
@@ -54,7 +56,7 @@ def released_as(released, name: str) -> Release:
 
     answers, checks, setup = {}, {}, None
     for index, cell in enumerate(released.cells):
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader(cell)
         if cell.get("id") == SETUP_TAG:
             setup = index
         elif meta.get("solution"):
@@ -144,3 +146,17 @@ def which_release(cells: list, releases: dict[str, Release]) -> Plan | None:
     plans = [plan_submission(cells, release) for release in releases.values()]
     best = max(plans, key=lambda plan: plan.matched, default=None)
     return best if best is not None and best.matched > 0 else None
+
+
+def identify(cells: list | None, file_name: str, course) -> Plan | None:
+    """The plan of a submission against the release its cells match; failing that, the release whose
+    "NN_" the file name starts with (a notebook whose every cell changed). ``course``: the grader's course
+    (:class:`seglab.course.graded.Course`), or the releases by notebook name."""
+    releases = getattr(course, "releases", course)
+    plan = which_release(cells or [], releases)
+    if plan is not None and plan.matched > 1:
+        return plan
+    matches = [name for name in releases if name.startswith(file_name[:3])]
+    if len(matches) != 1 and len(releases) == 1:
+        matches = list(releases)
+    return plan_submission(cells or [], releases[matches[0]]) if len(matches) == 1 else plan

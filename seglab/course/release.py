@@ -27,6 +27,8 @@ from pathlib import Path
 
 import nbformat
 
+from seglab.course.notebooks import course_notebooks
+
 __all__ = ["grade_ids", "hidden_regions", "release_all", "release_notebook", "setup_cell", "solution_regions",
            "solution_tokens", "student_source", "write_notebook"]
 
@@ -166,7 +168,7 @@ def release_all(source_dir: str | Path = "solutions", target_dir: str | Path = "
                 wheel_url: str = "") -> list[Path]:
     """Release every ``source_dir/NN_*.ipynb`` into ``target_dir``; returns the files written."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
-    sources = sorted(source_dir.glob("[0-9][0-9]_*.ipynb"))
+    sources = course_notebooks(source_dir)
     if not sources:
         raise FileNotFoundError(f"no solution notebooks (NN_name.ipynb) in {source_dir.resolve()}: run "
                                 "`seglab release` in the repository root, or pass --source")

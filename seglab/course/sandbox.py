@@ -100,7 +100,11 @@ def _read_only_paths() -> list[str]:
 # -- cgroups: one per kernel, where the machine has a writable hierarchy with the controllers
 
 def _mountinfo() -> list[tuple[str, str, str, str]]:
-    """``(mount point, file system type, super options, root)`` of this process's mounts."""
+    """``(mount point, file system type, super options, root)`` of this process's mounts.
+
+    Read by hand: ``psutil.disk_partitions(all=True)`` reads ``/proc/self/mounts``, which has neither the
+    root of a mount (a cgroup namespace or a bind mount: :func:`_inside` needs it) nor the super options
+    apart from the mount's own."""
     mounts = []
     try:
         with open("/proc/self/mountinfo") as file:
@@ -116,7 +120,8 @@ def _mountinfo() -> list[tuple[str, str, str, str]]:
 
 
 def _own_cgroups() -> dict[str, str]:
-    """This process's cgroup path per v1 controller, and under ``""`` its cgroup v2 path."""
+    """This process's cgroup path per v1 controller, and under ``""`` its cgroup v2 path (by hand: psutil
+    has no API for cgroups)."""
     own = {}
     try:
         with open("/proc/self/cgroup") as file:
@@ -236,7 +241,7 @@ def _remove_stale(parent: str) -> None:
         return
     for entry in entries:
         parts = entry.split("-")
-        if len(parts) >= 3 and parts[0] == "seglab" and parts[1].isdigit() and not os.path.exists(f"/proc/{parts[1]}"):
+        if len(parts) >= 3 and parts[0] == "seglab" and parts[1].isdigit() and not psutil.pid_exists(int(parts[1])):
             try:  # an old one only: a grader in another process namespace may have just made it
                 if time.time() - os.stat(os.path.join(parent, entry)).st_mtime > 600:
                     os.rmdir(os.path.join(parent, entry))
@@ -293,6 +298,8 @@ class _Cgroup:
             raise
 
     def pids(self) -> list[int]:
+        """The processes in the cgroup, whether or not they are still in the kernel's tree (read by hand:
+        psutil has no API for a cgroup's members)."""
         found = set()
         for folder in self.folders:
             found.update(int(p) for p in _read(os.path.join(folder, "cgroup.procs")).split() if p.isdigit())
@@ -600,10 +607,17 @@ class SandboxedKernel:
 
 
 def _kill(pid: int) -> None:
+    """SIGKILL a process read from ``cgroup.procs`` a moment ago. A plain ``os.kill``: a ``psutil.Process``
+    made now would guard against nothing more (it learns the process's identity only now, after the read)."""
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+# what psutil raises for a process that ended (or is a zombie) between being listed and being read, or that
+# the grader may not read: the watchdog and the kill skip it (a ZombieProcess is also a NoSuchProcess)
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 
 
 def _processes(pids: list[int]):
@@ -611,7 +625,7 @@ def _processes(pids: list[int]):
     for pid in pids:
         try:
             yield psutil.Process(pid)
-        except psutil.Error:
+        except _GONE:
             continue
 
 
@@ -619,7 +633,7 @@ def _threads(pids: list[int]) -> int:
     """Threads of these processes (each process counts its main thread)."""
     total = 0
     for process in _processes(pids):
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(*_GONE):
             total += process.num_threads()
     return total
 
@@ -628,7 +642,7 @@ def _resident(pids: list[int]) -> int:
     """Resident memory of these processes, bytes (shared pages counted in each)."""
     total = 0
     for process in _processes(pids):
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(*_GONE):
             total += process.memory_info().rss
     return total
 
@@ -639,17 +653,30 @@ def _tasks_of_user(uid: int) -> int:
                if process.info["uids"] is not None and process.info["uids"].real == uid)
 
 
-def _descendants(pid: int) -> list[int]:
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and all its descendants (``[]`` once it has ended), listed once: what re-parented
+    itself out of the tree (a double fork) is not in it; the pid namespace or the cgroup catches that."""
     try:
-        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
+        root = psutil.Process(pid)
+    except _GONE:
         return []
+    try:
+        return [root, *root.children(recursive=True)]  # psutil skips the children that end while it looks
+    except _GONE:  # the root ended meanwhile: its children, if any, are someone else's now
+        return [root]
+
+
+def _descendants(pid: int) -> list[int]:
+    return [process.pid for process in _tree(pid)[1:]]
 
 
 def _kill_tree(pid: int) -> None:
-    for process in [pid, *_descendants(pid)]:
-        try:
-            os.kill(process, signal.SIGKILL)
-        except OSError:
-            pass
-    time.sleep(0.05)
+    """SIGKILL the process ``pid`` and every descendant, then wait up to 50 ms for the descendants to end."""
+    tree = _tree(pid)
+    for process in tree:
+        with contextlib.suppress(*_GONE):
+            process.kill()  # psutil checks first that the pid is not another process's by now
+    # not psutil.wait_procs on the root: the grader's own child, it would be reaped here, and its exit status
+    # lost to its subprocess.Popen (the kernel provisioner's, which tells how the kernel ended)
+    with contextlib.suppress(psutil.Error, OSError):
+        psutil.wait_procs(tree[1:], timeout=0.05)

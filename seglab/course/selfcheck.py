@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 
 from seglab.course.execute import execute_notebook
+from seglab.course.notebooks import nbgrader
 from seglab.course.release import ANSWER_STUB, CODE_STUB
 from seglab.files import atomic_writer
 from seglab.notebook.tables import table
@@ -71,7 +72,7 @@ def _environment(**variables: str):
 
 
 def _graded_cells(notebook) -> list:
-    return [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")]
+    return [cell for cell in notebook.cells if nbgrader(cell).get("grade")]
 
 
 def _error_of(cell) -> str | None:

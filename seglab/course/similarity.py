@@ -18,88 +18,17 @@ answers below ``min_fingerprints`` do not count.
 
 from __future__ import annotations
 
-import ast
-import builtins
-import html
-import io
-import keyword
-import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["Pair", "fingerprints", "normalise", "report_html", "seglab_copies", "similar_pairs"]
+from seglab.checks.fingerprint import fingerprints, normalise
+from seglab.course.notebooks import course_notebooks, nbgrader
+from seglab.course.plan import identify, released_as
+from seglab.course.submissions import collect, parse_submission
 
-K = 5  # tokens per fingerprint
-
-
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
-                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-
-
-class _Renamer(ast.NodeTransformer):
-    """Local names become v1, v2, ... in order of first use; attributes, keywords and builtins stay."""
-
-    def __init__(self):
-        self.names: dict[str, str] = {}
-
-    def _new(self, name: str) -> str:
-        if name in dir(builtins) or keyword.iskeyword(name):
-            return name
-        return self.names.setdefault(name, f"v{len(self.names) + 1}")
-
-    def visit_Name(self, node):
-        node.id = self._new(node.id)
-        return node
-
-    def visit_arg(self, node):
-        node.arg, node.annotation = self._new(node.arg), None
-        return node
-
-    def visit_FunctionDef(self, node):
-        node.name = self._new(node.name)
-        self.generic_visit(node)
-        return node
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_ClassDef(self, node):
-        node.name = self._new(node.name)
-        self.generic_visit(node)
-        return node
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, str):
-            node.value = "S"
-        return node
-
-
-def normalise(source: str) -> list[str]:
-    """The tokens of ``source`` with comments, docstrings and formatting gone and local names renamed."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # not Python (a cell magic, a syntax error): compare its plain tokens
-        return source.split()
-    _strip_docstrings(tree)
-    text = ast.unparse(_Renamer().visit(tree))
-    skip = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER, tokenize.COMMENT}
-    tokens = []
-    for token in tokenize.generate_tokens(io.StringIO(text).readline):
-        if token.type not in skip:
-            tokens.append(token.string)
-        elif token.type in (tokenize.INDENT, tokenize.DEDENT):
-            tokens.append(tokenize.tok_name[token.type])
-    return tokens
-
-
-def fingerprints(tokens: list[str]) -> set[int]:
-    return {hash(tuple(tokens[i:i + K])) for i in range(len(tokens) - K + 1)}
-
+__all__ = ["Pair", "report_html", "seglab_copies", "similar_pairs"]
 
 def _seglab_fingerprints() -> set[int]:
     import seglab
@@ -123,12 +52,8 @@ def _answers(path: Path, notebooks_dir: Path) -> dict[str, dict[str, str]]:
     """``{student: {exercise: code}}`` of the answers, told by comparing each submission with the released
     notebooks in ``notebooks_dir`` (:mod:`seglab.course.plan`: the labels a student can edit count for
     nothing, so an answer moved to a relabelled cell is still the answer), read once and never through a link."""
-    from seglab.course.grade import identify, parse_submission
-    from seglab.course.plan import released_as
-    from seglab.course.submissions import collect
-
     releases = {p.name: released_as(nbformat.read(p, as_version=4), p.name)
-                for p in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))}
+                for p in course_notebooks(notebooks_dir)}
     found: dict[str, dict[str, str]] = {}
     for submission in collect(path):
         if not submission.ok:
@@ -148,9 +73,9 @@ def _answers(path: Path, notebooks_dir: Path) -> dict[str, dict[str, str]]:
 def _stubs(notebooks_dir: Path) -> set[int]:
     """Fingerprints of the released notebooks' answer cells (the stub every student starts from)."""
     found: set[int] = set()
-    for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+    for path in course_notebooks(notebooks_dir):
         for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            if cell.cell_type == "code" and nbgrader(cell).get("solution"):
                 found |= fingerprints(normalise(cell.source))
     return found
 
@@ -206,22 +131,12 @@ def similar_pairs(path: str | Path, *, notebooks_dir: str | Path = "notebooks", 
 
 
 def report_html(pairs: list[Pair], threshold: float) -> str:
-    """A self-contained page: each pair, its share per exercise, and the matching cells side by side."""
-    parts = ["<!doctype html><meta charset='utf-8'><title>seglab similarity</title><style>",
-             "body{font-family:sans-serif;margin:2em;max-width:80em}pre{background:#f6f6f6;padding:.5em;"
-             "white-space:pre-wrap;margin:0}table{border-collapse:collapse;width:100%}td{vertical-align:top;"
-             "width:50%;padding:.3em}h2{border-top:1px solid #ccc;padding-top:.5em}</style>",
-             f"<h1>Similar answers</h1><p>{len(pairs)} pairs share at least {threshold:.0%} of their code "
-             "(names, comments and formatting ignored; the released stubs and seglab's own code excluded), "
-             "or copy a seglab function the exercise asks to write (named as the second of the pair: "
-             "<code>seglab....</code>). A reason to look, not a verdict.</p>"]
-    for pair in pairs:
-        a, b = html.escape(pair.a), html.escape(pair.b)
-        parts.append(f"<h2>{a} and {b}: {pair.score:.0%}</h2><ul>")
-        parts += [f"<li>{html.escape(e)}: {share:.0%}</li>" for e, share in pair.exercises]
-        parts.append("</ul>")
-        for exercise, (code_a, code_b) in pair.cells.items():
-            parts.append(f"<h3>{html.escape(exercise)}</h3><table><tr><th>{a}</th><th>{b}</th></tr><tr>"
-                         f"<td><pre>{html.escape(code_a)}</pre></td><td><pre>{html.escape(code_b)}</pre></td></tr>"
-                         "</table>")
-    return "\n".join(parts)
+    """A self-contained page (``templates/similarity_report.html.j2``): each pair, its share per exercise, and
+    the matching cells side by side."""
+    from seglab.course.pages import render
+
+    return render("similarity_report.html.j2", threshold=f"{threshold:.0%}", pairs=[
+        {"a": pair.a, "b": pair.b, "score": f"{pair.score:.0%}",
+         "exercises": [(exercise, f"{share:.0%}") for exercise, share in pair.exercises],
+         "cells": [(exercise, code_a, code_b) for exercise, (code_a, code_b) in pair.cells.items()]}
+        for pair in pairs])

@@ -26,6 +26,7 @@ both are refused with a reason naming both (rename one folder and grade again).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import stat
@@ -35,10 +36,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
+from seglab.course.scan import LIMITS, ScanLimits
 from seglab.course.spreadsheet import clean_text
 
-__all__ = ["MAX_MEMBERS", "MAX_NOTEBOOK_BYTES", "MAX_TOTAL_BYTES", "Submission", "UnsafeFile", "collect",
-           "collect_submissions", "display_name", "read_notebook", "read_regular", "student_key"]
+__all__ = ["MAX_MEMBERS", "MAX_NOTEBOOK_BYTES", "MAX_TOTAL_BYTES", "Submission", "UnreadableSubmission",
+           "UnsafeFile", "collect", "collect_submissions", "display_name", "parse_submission", "read_notebook",
+           "read_regular", "student_key"]
 
 MAX_NOTEBOOK_BYTES = 32 * 2**20  # one notebook (data and pictures included)
 MAX_MEMBERS = 20_000  # entries of a zip
@@ -411,3 +416,48 @@ def collect_submissions(path: str | os.PathLike) -> list[tuple[str, Path]]:
     if path.suffix.lower() == ".zip" and path.is_file():
         raise ValueError(f"{path}: a zip has no notebook paths; use seglab.course.submissions.collect")
     return [(s.student, s.file) for s in collect(path) if s.ok and s.file is not None]
+
+
+class UnreadableSubmission(ValueError):
+    """A submission the grader does not open or cannot parse; the message is the reason for its rows."""
+
+
+def parse_submission(data: bytes, limits: ScanLimits = LIMITS):
+    """The notebook in ``data``, with only what grading reads of each cell: its type, id and source."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise UnreadableSubmission("not a valid notebook: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UnreadableSubmission(f"not a valid notebook (not JSON: {str(error)[:120]})") from None
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if not isinstance(cells, list):
+        raise UnreadableSubmission("not a valid notebook: it has no list of cells")
+    if len(cells) > limits.cells:
+        raise UnreadableSubmission(f"not graded: more than {limits.cells} cells")
+    clean = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            source = ""
+        source = _valid_text(source)
+        new = nbformat.from_dict({"cell_type": cell["cell_type"], "source": source, "metadata": {}})
+        if isinstance(cell.get("id"), str):
+            new["id"] = cell["id"][:64]
+        if cell["cell_type"] == "code":
+            new.outputs, new.execution_count = [], None
+        clean.append(new)
+    return clean
+
+
+def _valid_text(text: str) -> str:
+    """``text`` with every lone surrogate (a JSON escape no editor writes) as U+FFFD: code that can run."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

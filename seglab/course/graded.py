@@ -1,0 +1,90 @@
+"""What the grader knows of the course, all read from the tutor's solutions: the graded cells of every notebook
+(:class:`GradedCell`: an automatic check or an answer graded by hand) and each notebook's release (how a
+submission's cells are told apart, :mod:`seglab.course.plan`)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from seglab.course.notebooks import course_notebooks, nbgrader
+from seglab.course.plan import Release, load_release
+
+__all__ = ["Course", "GradedCell", "check_call", "load_course"]
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    """A cell of a solution notebook that earns points (the exercise itself is a
+    :class:`seglab.checks.Exercise`)."""
+
+    notebook: str  # solution file name, e.g. "01_convolution_arithmetic.ipynb"
+    grade_id: str
+    points: float
+    kind: str  # "check": graded automatically; "manual": an answer cell graded by hand
+    source: str  # the official check cell (hidden tests included)
+    objects: tuple[str, ...] = ()  # a check's arguments: the names of the student's answer
+    cases: int | None = None  # the most cases the official check cell asks for
+
+    @property
+    def exercise_id(self) -> str:
+        """The exercise a check cell checks (``check_conv_output_size`` checks ``conv_output_size``)."""
+        return self.grade_id.removeprefix("check_")
+
+
+def check_call(source: str) -> tuple[str, tuple[str, ...], int | None]:
+    """``(exercise id, names of the objects checked, most cases asked for)`` of an official check cell
+    such as ``check_conv_output_size(conv_output_size)`` followed by hidden ``..., cases=300)``.
+
+    >>> check_call("check_conv_output_size(conv_output_size)\\ncheck_conv_output_size(conv_output_size, cases=300)")
+    ('conv_output_size', ('conv_output_size',), 300)
+    """
+    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")]
+    if not calls:
+        raise ValueError(f"a check cell must call a check_<exercise>(...) function: {source[:80]!r}")
+    first = min(calls, key=lambda node: (node.lineno, node.col_offset))
+    names = tuple(arg.id for arg in first.args if isinstance(arg, ast.Name))
+    if len(names) != len(first.args):
+        raise ValueError(f"a check's arguments must be names of the student's objects: {source[:80]!r}")
+    cases = [kw.value.value for node in calls for kw in node.keywords
+             if kw.arg == "cases" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, int)]
+    return first.func.id.removeprefix("check_"), names, max(cases, default=None)
+
+
+@dataclass
+class Course:
+    """The graded cells and the release of every solution notebook, by notebook file name."""
+
+    exercises: dict[str, list[GradedCell]]
+    releases: dict[str, Release]
+
+
+def load_course(solutions_dir: str | Path = "solutions") -> Course:
+    """The graded cells and the release of every solution notebook in ``solutions_dir``."""
+    solutions_dir = Path(solutions_dir)
+    found: dict[str, list[GradedCell]] = {}
+    releases: dict[str, Release] = {}
+    for path in course_notebooks(solutions_dir):
+        notebook = nbformat.read(path, as_version=4)
+        graded = []
+        for cell in notebook.cells:
+            meta = nbgrader(cell)
+            if not meta.get("grade"):
+                continue
+            kind = "manual" if meta.get("solution") else "check"
+            objects, cases = (), None
+            if kind == "check":
+                exercise_id, objects, cases = check_call(cell.source)
+                if f"check_{exercise_id}" != meta["grade_id"]:
+                    raise ValueError(f"{path.name}: the check cell {meta['grade_id']!r} calls check_{exercise_id}")
+            graded.append(GradedCell(path.name, meta["grade_id"], float(meta.get("points", 0)), kind, cell.source,
+                                     objects, cases))
+        found[path.name] = graded
+        releases[path.name] = load_release(notebook, path.name)
+    if not found:
+        raise FileNotFoundError(f"no solution notebooks in {solutions_dir.resolve()}: pass --solutions")
+    return Course(found, releases)

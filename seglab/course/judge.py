@@ -1,0 +1,73 @@
+"""Stage 5 of grading, the judgement: the data a run returned, judged against the oracle in the grader's own
+process (:func:`seglab.checks.score`), with zero for an answer that uses, or is a copy of, what its exercise
+asks the student to write (:mod:`seglab.checks.borrowed`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from seglab.checks import Exercise, score
+from seglab.checks.borrowed import copied_reference, names_used
+from seglab.course.graded import GradedCell
+from seglab.course.plan import Plan
+from seglab.course.results import Run
+
+__all__ = ["Attempt", "Verdict", "judge"]
+
+
+class Verdict(NamedTuple):
+    points: float
+    message: str
+    detail: dict | None  # the parts and the failure, for the student's feedback page
+    static: bool = False  # decided by the answer's source alone: running again changes nothing
+
+
+@dataclass
+class Attempt:
+    """One submission's automatic exercises, as the grader set them: which, with which cases, and the code."""
+
+    plan: Plan
+    official: dict[str, GradedCell]  # the check cells, by grade_id
+    specs: dict[str, Exercise]  # their exercises, by grade_id
+    chosen: dict[str, list]  # the cases, by grade_id
+    student_code: set[int]  # positions of the student's own code cells
+
+    def answer_source(self, grade_id: str) -> str:
+        return self.plan.answer_source(self.official[grade_id].exercise_id)
+
+    @property
+    def answer_cells(self) -> set[int]:
+        return {q for positions in self.plan.answers.values() for q in positions}
+
+
+def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
+    """A verdict per check of ``attempt`` from what ``run`` returned."""
+    # the student's other cells that ran: a helper their answer calls is part of their answer
+    own = [attempt.plan.cells[p].source for p in sorted((run.ran & attempt.student_code) - attempt.answer_cells)]
+    found = {}
+    for gid, cell in attempt.official.items():
+        spec = attempt.specs[gid]
+        code = "\n".join([attempt.answer_source(gid), *own])
+        used, copied = names_used(code, spec.off_limits.names), copied_reference(code, spec.off_limits)
+        outcome = run.outcomes[gid]
+        if copied:
+            found[gid] = Verdict(0, f"your answer is a copy of {copied}, seglab's own code, which this exercise "
+                                    f"asks you to write yourself ({spec.off_limits.why})", None, True)
+        elif used:
+            found[gid] = Verdict(0, f"your answer uses {', '.join(used)}, which this exercise asks you to write "
+                                    f"yourself ({spec.off_limits.why})", None, True)
+        elif isinstance(outcome, list):
+            result = score(spec, attempt.chosen[gid], outcome)
+            found[gid] = Verdict(min(float(result.points), cell.points), result.message,
+                                 {"exercise": gid, "title": spec.title, "parts": result.parts,
+                                  "failure": result.failure})
+        elif outcome is not None:
+            found[gid] = Verdict(0, f"the check's results could not be read ({outcome})", None)
+        elif run.errors.get(gid):
+            found[gid] = Verdict(0, run.errors[gid], None)
+        elif run.stop_reason:
+            found[gid] = Verdict(0, f"not checked: {run.stop_reason}", None)
+        else:
+            found[gid] = Verdict(0, "not run", None)
+    return found
