@@ -310,14 +310,15 @@ def _similarity(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from seglab.course.export import ExportError, moodle_table, read_roster, wide_table, write_table
+    from seglab.course.export import ExportError, moodle_table, wide_table, write_table
+    from seglab.course.roster import read_roster
     from seglab.course.rows import read_csv
     from seglab.course.spreadsheet import say
 
     try:
         rows = read_csv(args.grades)
         if args.format == "moodle":
-            roster = read_roster(args.roster) if args.roster else None
+            roster = dict(read_roster(args.roster)) if args.roster else None
             table = moodle_table(rows, id_column=args.id_column, roster=roster)
         else:
             table = wide_table(rows)
@@ -335,6 +336,7 @@ def _entry_test(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from seglab.course import entry_test
+    from seglab.course.roster import read_roster
     from seglab.course.spreadsheet import say, write_bytes
 
     bank = entry_test.load_bank(args.bank)
@@ -347,7 +349,7 @@ def _entry_test(args: argparse.Namespace) -> int:
         return 0
     _require_extra("entry-test --format pdf")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1000, 10000)
-    roster = entry_test.read_roster(args.roster) if args.roster else None
+    roster = read_roster(args.roster) if args.roster else None
     variants = entry_test.make_variants(bank, args.variants, seed, roster)
     if args.pass_mark:
         entry_test.parse_pass(args.pass_mark, len(variants[0].questions))  # a mistake stops before printing

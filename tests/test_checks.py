@@ -453,7 +453,7 @@ def test_an_error_raised_inside_seglab_points_at_the_students_line():
     import random
 
     from seglab.arithmetic import conv_output_size, pool_output_size, transposed_conv_output_size
-    from seglab.checks import evaluate, exercise
+    from seglab.checks import exercise, run_answer
 
     def unet_output_size(size, depth):
         for _ in range(depth):
@@ -471,7 +471,7 @@ def test_an_error_raised_inside_seglab_points_at_the_students_line():
 
     ex = exercise("unet_sizes")
     cases = ex.make_cases(random.Random(0), 4)
-    message = score(ex, cases, evaluate(ex, (unet_output_size, unet_input_size), cases)).message
+    message = score(ex, cases, run_answer(ex, (unet_output_size, unet_input_size), cases)).message
     assert "ValueError" in message and "the padded input has only" in message, message
     assert "in unet_output_size, line" in message and "size = pool_output_size(" in message, message
     assert "raised inside seglab's conv_output_size" in message, message

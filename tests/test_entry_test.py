@@ -32,7 +32,7 @@ from seglab.course.entry_test import (
     load_bank,
     make_variants,
     moodle_xml,
-    normalise,
+    plain_phrase,
 )
 from seglab.course.kit import SolutionSecrets, find_leaks
 from seglab.course.spreadsheet import read_rows, write_rows
@@ -64,7 +64,7 @@ def questions(bank):
 def test_the_bank_is_tutor_side_and_covers_the_brief(bank):
     assert ROOT / "seglab" not in BANK_DIR.resolve().parents  # the wheel ships seglab/ only
     assert {t.id for t in bank.topics} == BRIEF_TOPICS | NUMERIC_TOPICS
-    text = " ".join(normalise(w.stem + " " + w.right.text) for item in bank.items if isinstance(item, ChoiceItem)
+    text = " ".join(plain_phrase(w.stem + " " + w.right.text) for item in bank.items if isinstance(item, ChoiceItem)
                     for w in item.wordings)
     for term in ("bilinear upsampling", "transposed convolution", "deconvolution", "fractionally strided",
                  "atrous", "dilated convolution", "skip-connection: concatenate", "short-cut: sum",
@@ -78,7 +78,7 @@ def test_the_bank_is_tutor_side_and_covers_the_brief(bank):
         else:
             assert len(item.parameters) >= 5, item.id
     # the package holds no item: the generator module's text has none of the bank's phrases
-    source = normalise((ROOT / "seglab" / "course" / "entry_test.py").read_text(encoding="utf-8"))
+    source = plain_phrase((ROOT / "seglab" / "course" / "entry_test.py").read_text(encoding="utf-8"))
     assert [p for p in bank_patterns(bank) if re.search(p, source)] == []
 
 
@@ -143,7 +143,7 @@ def _notebook_00_texts():
         texts += [cell.source for cell in nbformat.read(path, as_version=4).cells]
     for question in PREPARATION_QUESTIONS:  # the 14 questions notebook 00 shows, from the wheel
         texts += [question.prompt, question.explanation, *question.options]
-    return normalise("\n".join(texts))
+    return plain_phrase("\n".join(texts))
 
 
 def test_no_item_appears_word_for_word_in_notebook_00(bank):
@@ -151,15 +151,15 @@ def test_no_item_appears_word_for_word_in_notebook_00(bank):
     for item in bank.items:
         if isinstance(item, ChoiceItem):
             for wording in item.wordings:
-                assert normalise(wording.stem) not in seen, item.id
-                assert len(wording.right.text) < 20 or normalise(wording.right.text) not in seen, item.id
+                assert plain_phrase(wording.stem) not in seen, item.id
+                assert len(wording.right.text) < 20 or plain_phrase(wording.right.text) not in seen, item.id
             for distractors in item.distractor_sets:
-                assert all(len(c.text) < 30 or normalise(c.text) not in seen for c in distractors), item.id
+                assert all(len(c.text) < 30 or plain_phrase(c.text) not in seen for c in distractors), item.id
         else:
-            assert all(normalise(family_text) not in seen
+            assert all(plain_phrase(family_text) not in seen
                        for family_text in (item.stem.format(**p) for p in item.parameters)), item.id
-    prompts = [normalise(q.prompt) for q in PREPARATION_QUESTIONS]
-    stems = [normalise(q.text) for q in all_questions(bank)]
+    prompts = [plain_phrase(q.prompt) for q in PREPARATION_QUESTIONS]
+    stems = [plain_phrase(q.text) for q in all_questions(bank)]
     assert not [p for p in prompts if p in stems], "a self-test question copied into the bank"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from seglab.checks import check, draw_cases, evaluate, score
+from seglab.checks import check, draw_cases, run_answer, score
 from seglab.checks.arithmetic import (
     CONV_OUTPUT_SIZE,
     POOL_OUTPUT_SIZE,
@@ -141,7 +141,7 @@ def _public_check(name: str, answer, seed: int):
     """What ``check`` does (without printing and recording), on the cached cases."""
     ex = EXERCISES[name][0]
     cases, sent = _public_cases(name, seed)
-    return score(ex, cases, evaluate(ex, (answer,), sent))
+    return score(ex, cases, run_answer(ex, (answer,), sent))
 
 
 def _solution(name: str):

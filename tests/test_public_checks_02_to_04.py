@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.transforms.v2.functional import center_crop
 
 from seglab.arithmetic import conv_output_size, pool_output_size, transposed_conv_output_size
-from seglab.checks import draw_cases, evaluate, public, score
+from seglab.checks import draw_cases, public, run_answer, score
 from seglab.checks.fcn import FCN8S_FUSION, LINEAR_TO_CONV, TOTAL_STRIDE
 from seglab.checks.unet import DECODER_STAGE, SHORTCUT_MERGE, SKIP_MERGE, UNET_SIZES, WEIGHT_MAP
 from seglab.checks.upsampling import (
@@ -426,7 +426,7 @@ def _passes_every_case(name: str, answer, seed: int) -> bool:
     ex = EXERCISES[name][0]
     cases, sent = _public_cases(name, seed)
     with redirect_stdout(io.StringIO()):
-        return all(score(ex, [case], evaluate(ex, _objects(answer), [one])).passed
+        return all(score(ex, [case], run_answer(ex, _objects(answer), [one])).passed
                    for case, one in zip(cases, sent, strict=True))
 
 

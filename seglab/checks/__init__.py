@@ -39,8 +39,25 @@ from seglab.checks.borrowed import OffLimits, watch
 from seglab.checks.origin import library_of
 from seglab.checks.wire import ReturnedType, WireError, decode, encode
 
-__all__ = ["CheckFailed", "CheckResult", "Exercise", "Failure", "OffLimits", "all_passed", "check", "draw_cases",
-           "evaluate", "exercise", "exercises", "record", "require", "reset", "results", "results_json", "score"]
+__all__ = [
+    "CheckFailed",
+    "CheckResult",
+    "Exercise",
+    "Failure",
+    "OffLimits",
+    "all_passed",
+    "check",
+    "draw_cases",
+    "exercise",
+    "exercises",
+    "record",
+    "require",
+    "reset",
+    "results",
+    "results_json",
+    "run_answer",
+    "score",
+]
 
 PASS, FAIL = "✔", "✘"
 MODULES = ("arithmetic", "upsampling", "fcn", "unet")
@@ -133,7 +150,7 @@ def _where(frames: traceback.StackSummary) -> str:
 _WRAPPER_NAMES = {"inner", "wrapper", "wrapped", "fn", "decorate_context", "forward_hook"}
 
 
-def evaluate(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
+def run_answer(ex: Exercise, objects: tuple, cases: list[dict]) -> list[dict]:
     """Run ``ex.call`` on each case; one outcome per case, as JSON-able data, until the first that does
     not return: ``{"output": ...}``, ``{"borrowed": [...]}``, ``{"stop": message}`` or ``{"error": ...}``."""
     outcomes = []
@@ -166,7 +183,7 @@ def _text(value) -> str:
 
 
 def score(ex: Exercise, cases: list[dict], outcomes) -> CheckResult:
-    """Judge the outcomes of :func:`evaluate` (as data, perhaps from an untrusted kernel) against the
+    """Judge the outcomes of :func:`run_answer` (as data, perhaps from an untrusted kernel) against the
     oracle. All cases right: full points; anything else: zero, with the reason."""
     title, maximum = ex.title, ex.points
 
@@ -294,7 +311,7 @@ def draw_cases(ex: Exercise, cases: int | None = None, seed: int | None = None) 
 def check(ex: Exercise, *objects, cases: int | None = None, seed: int | None = None) -> CheckResult:
     """Check the student's ``objects`` on ``cases`` fresh random cases, print the report, record it."""
     chosen, sent = draw_cases(ex, cases, seed)
-    result = score(ex, chosen, evaluate(ex, objects, sent))
+    result = score(ex, chosen, run_answer(ex, objects, sent))
     print("\n".join(result.lines) + f"\n  points: {result.points:g} / {result.max_points:g}")
     record(result)
     if not result.passed and os.environ.get("NBGRADER_EXECUTION") in ("autograde", "validate"):

@@ -92,7 +92,7 @@ TINY_VGG = VGGConfig((4, 4, 4, 4, 4), (1, 1, 1, 1, 1), 4, 3, True, 0.0)
 SIZE = 1440  # 2^5 * 3^2 * 5: divided exactly by every stack here
 
 
-def random_stack(rng: random.Random) -> list[list]:
+def random_layer_stack(rng: random.Random) -> list[list]:
     """A small random stack of convolutions, poolings and BatchNorm, as data for :func:`build_stack`: at
     most four factors of 2 and two of 3 in its strides, so a 1440-pixel input is divided exactly."""
     layers: list[list] = []
@@ -116,7 +116,7 @@ def random_stack(rng: random.Random) -> list[list]:
 
 
 def build_stack(layers) -> nn.Module:
-    """The module that :func:`random_stack`'s data describes (``"fcn_backbone"``: a tiny FCN backbone)."""
+    """The module that :func:`random_layer_stack`'s data describes (``"fcn_backbone"``: a tiny FCN backbone)."""
     if layers == "fcn_backbone":
         return FCN(2, "32s", 1, backbone=TINY_VGG).backbone
     modules: list[nn.Module] = []
@@ -145,7 +145,7 @@ TELLING_STACK = [["conv", 1, 2, 3, 2, 1], ["relu"], ["avgpool", 5, [5, 5]], ["ma
 
 def _stride_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
-    for layers in (["fcn_backbone", TELLING_STACK] + [random_stack(rng) for _ in range(n)])[:n]:
+    for layers in (["fcn_backbone", TELLING_STACK] + [random_layer_stack(rng) for _ in range(n)])[:n]:
         module = build_stack(layers).eval().to("meta")  # PyTorch's own shape rules, without the arithmetic
         with torch.no_grad():
             out = module(torch.zeros(1, 1, SIZE, SIZE, device="meta")).shape[-1]

@@ -5,7 +5,7 @@ chose (carried in the cell's own source, as JSON: they are on no disk and exist 
 once that cell runs) and a token drawn for that probe alone. :func:`probe` sends the outcomes back as
 the cell's own output, a display of type :data:`MIME` that carries the token; the grader reads only
 that output of that cell (:func:`outcomes_of`) and ignores any other. The outcomes are data
-(:func:`seglab.checks.evaluate`); the grader judges them in its own process. Nothing here decides
+(:func:`seglab.checks.run_answer`); the grader judges them in its own process. Nothing here decides
 points, so nothing a submission does to this module (or to anything else in its kernel) can raise a
 grade above what its answers earn: an earlier cell does not know the cases or the token, and what it
 leaves behind to forge an output is found by the grader's source scan (:mod:`seglab.course.scan`).
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from seglab.checks import MESSAGE_CHARS, evaluate, exercise
+from seglab.checks import MESSAGE_CHARS, exercise, run_answer
 from seglab.checks.wire import decode
 
 __all__ = ["MIME", "outcomes_of", "probe", "probe_source"]
@@ -33,7 +33,7 @@ def probe(exercise_id: str, cases: str, token: str, objects: Callable[[], tuple]
     except NameError as error:
         outcomes = [{"stop": f"{str(error)[:MESSAGE_CHARS]}: run the cell that defines your answer"}]
     else:
-        outcomes = evaluate(exercise(exercise_id), answer, [decode(case) for case in json.loads(cases)])
+        outcomes = run_answer(exercise(exercise_id), answer, [decode(case) for case in json.loads(cases)])
     display({MIME: {"token": token, "outcomes": outcomes}}, raw=True)
 
 

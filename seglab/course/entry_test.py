@@ -54,7 +54,6 @@ __all__ = [
     "moodle_xml",
     "parse_pass",
     "read_key",
-    "read_roster",
     "write_grades",
     "write_key",
     "write_pdf",
@@ -265,23 +264,23 @@ def all_questions(bank: Bank) -> list[Question]:
 
 
 def bank_patterns(bank: Bank) -> list[str]:
-    """What must never reach a student, as regular expressions over :func:`normalise` d text: every stem and
+    """What must never reach a student, as regular expressions over :func:`plain_phrase` d text: every stem and
     every right answer of the multiple-choice items (answers shorter than :data:`MIN_PHRASE` characters are
     course vocabulary, "atrous convolution"), and every numeric stem with any parameters."""
     patterns = set()
     for item in bank.items:
         if isinstance(item, ChoiceItem):
             for wording in item.wordings:
-                patterns.add(re.escape(normalise(wording.stem)))
-                if len(normalise(wording.right.text)) >= MIN_PHRASE:
-                    patterns.add(re.escape(normalise(wording.right.text)))
+                patterns.add(re.escape(plain_phrase(wording.stem)))
+                if len(plain_phrase(wording.right.text)) >= MIN_PHRASE:
+                    patterns.add(re.escape(plain_phrase(wording.right.text)))
         else:
             parts = re.split(r"\{[^}]*\}", item.stem)
-            patterns.add(r".{1,300}?".join(re.escape(normalise(f"x{part}x")[1:-1]) for part in parts))
+            patterns.add(r".{1,300}?".join(re.escape(plain_phrase(f"x{part}x")[1:-1]) for part in parts))
     return sorted(patterns)
 
 
-def normalise(text: str) -> str:
+def plain_phrase(text: str) -> str:
     """Lower case, one space between words, no markup: how a phrase is looked for in other text."""
     text = re.sub(r"<[^>]+>", " ", html.unescape(text))
     return " ".join(re.sub(r"[*_`]", "", text).lower().split())
@@ -519,22 +518,6 @@ def write_key(variants: list[Variant], path: str | Path, *, seed: int, bank: Ban
     rows = [["variant", "student", *[f"q{n}" for n in range(1, width + 1)]]]
     rows += [[v.code, v.student, *[q.key for q in v.questions]] for v in variants]
     return path, write_rows(path.with_suffix(".csv"), rows)
-
-
-def read_roster(path: str | Path) -> list[tuple[str, str]]:
-    """``[(student, moodle identifier)]`` in seat order from a CSV with a ``student`` column (and optionally
-    ``moodle``, as ``seglab export --roster`` reads it)."""
-    header, *lines = read_rows(path) or [[]]
-    if "student" not in header:
-        raise EntryTestError(f"{path}: a roster needs a column student (and optionally moodle), found "
-                             f"{', '.join(header) or 'nothing'}")
-    rows = [dict(zip(header, line, strict=False)) for line in lines if any(cell.strip() for cell in line)]
-    roster = [(row["student"].strip(), (row.get("moodle") or row["student"]).strip()) for row in rows]
-    names = [student for student, _ in roster]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice or "" in names:
-        raise EntryTestError(f"{path}: every row needs a student, each once (twice: {', '.join(twice)})")
-    return roster
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seglab.course.spreadsheet import read_rows, write_rows
+from seglab.course.spreadsheet import write_rows
 
-__all__ = ["FORMATS", "ExportError", "moodle_table", "read_roster", "wide_table", "write_table"]
+__all__ = ["FORMATS", "ExportError", "moodle_table", "wide_table", "write_table"]
 
 FORMATS = ("moodle", "wide")
 
@@ -58,15 +58,6 @@ def wide_table(rows) -> list[list[str]]:
                   notebooks]
         table.append(line + [_number(total) for total in totals] + [_number(sum(totals))])
     return table
-
-
-def read_roster(path: str | Path) -> dict[str, str]:
-    """``{student: Moodle identifier}`` from a CSV with columns ``student`` and ``moodle``."""
-    header, *lines = read_rows(path) or [[]]
-    if (header or lines) and not {"student", "moodle"} <= set(header):
-        raise ExportError(f"{path}: a roster needs the columns student and moodle, found {', '.join(header)}")
-    rows = [dict(zip(header, line, strict=False)) for line in lines if any(cell.strip() for cell in line)]
-    return {row.get("student", "").strip(): row.get("moodle", "").strip() for row in rows}
 
 
 def moodle_table(rows, *, id_column: str = "Username", roster: dict[str, str] | None = None) -> list[list[str]]:

@@ -89,11 +89,11 @@ class SolutionSecrets:
 
     def items_in(self, text: str) -> list[str]:
         """The entry-test items found in ``text`` (compared lower case, whitespace and markup ignored)."""
-        from seglab.course.entry_test import normalise
+        from seglab.course.entry_test import plain_phrase
 
         if not self.patterns:
             return []
-        flat = normalise(text)
+        flat = plain_phrase(text)
         return [match.group() for match in (re.search(p, flat) for p in self.patterns) if match]
 
 
