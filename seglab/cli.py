@@ -137,7 +137,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 # Tutor-only commands and what they need beyond seglab's own dependencies: (extra, modules).
-TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools", "jinja2")), "entry-test --format pdf": ("tutor", ("fpdf",)),
+TUTOR_NEEDS = {"release --kit": ("tutor", ("setuptools", "jinja2")),
+               "entry-test build --format pdf": ("tutor", ("fpdf",)),
                "grade --feedback": ("tutor", ("jinja2",)), "similarity": ("tutor", ("jinja2",))}
 
 
@@ -207,51 +208,40 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _grade_merge(argv: list[str]) -> int:
+def _grade_merge(args: argparse.Namespace) -> int:
     from seglab.course.grade import merge_shards
     from seglab.course.rows import points_table
 
-    parser = argparse.ArgumentParser(prog="seglab grade merge",
-                                     description="Join the CSVs of graded shards (seglab grade --shard I/N).")
-    parser.add_argument("csvs", nargs="+", help="the shards' grades CSVs")
-    parser.add_argument("--out", default="grades.csv")
-    args = parser.parse_args(argv)
-    try:
-        batch = merge_shards(args.csvs, args.out)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"seglab grade merge: error: {error}", file=sys.stderr)
-        return 2
+    batch = merge_shards(args.csvs, args.out)
     print(points_table(batch.rows))
     print(f"\n{len(batch.rows)} rows from {len(args.csvs)} shards written to {args.out}"
           + (f"; answers to grade by hand in {batch.sheet}" if batch.sheet else ""))
     return 0
 
 
+def _grade_manual(args: argparse.Namespace) -> int:
+    from seglab.course.grade import merge_hand_grading
+    from seglab.course.rows import points_table
+
+    if args.feedback:
+        _require_extra("grade --feedback")
+    batch = merge_hand_grading(args.out, args.sheet, solutions_dir=args.solutions, feedback_dir=args.feedback)
+    if batch.merged:
+        print(f"merged {batch.merged} hand-graded answers from {batch.sheet}")
+    if batch.pages is not None:
+        _say(f"{batch.pages} feedback pages in {args.feedback}/")
+    print(points_table(batch.rows))
+    print(f"\n{len(batch.rows)} rows written to {batch.out}")
+    return 0
+
+
 def _grade(args: argparse.Namespace) -> int:
-    from seglab.course.grade import GradeOptions, grade_class, merge_hand_grading
-    from seglab.course.manual import ManualSheetError
+    from seglab.course.grade import GradeOptions, grade_class
     from seglab.course.rows import points_table
     from seglab.course.sandbox import Limits, SandboxUnavailable, enforcement
 
     if args.feedback:
         _require_extra("grade --feedback")
-    if args.submissions is None:  # merge a filled sheet into the grades, grade nothing
-        if not args.manual:
-            print("seglab grade: error: give the submissions to grade, or --manual SHEET to merge hand grading",
-                  file=sys.stderr)
-            return 2
-        try:
-            batch = merge_hand_grading(args.out, args.manual, solutions_dir=args.solutions, feedback_dir=args.feedback)
-        except (ManualSheetError, FileNotFoundError) as error:
-            print(f"seglab grade: error: {error}", file=sys.stderr)
-            return 2
-        if batch.merged:
-            print(f"merged {batch.merged} hand-graded answers from {batch.sheet}")
-        if batch.pages is not None:
-            _say(f"{batch.pages} feedback pages in {args.feedback}/")
-        print(points_table(batch.rows))
-        print(f"\n{len(batch.rows)} rows written to {batch.out}")
-        return 0
     if args.sandbox == "none":
         print("WARNING: --sandbox none: submissions run WITHOUT isolation. A submission can read and change your "
               "files (solutions included), use the network and stop the grader. Grade untrusted work only with "
@@ -273,17 +263,17 @@ def _grade(args: argparse.Namespace) -> int:
         batch = grade_class(args.submissions, options, out=args.out, sheet=args.manual, resume=args.resume,
                             on_resume=resuming)
     except SandboxUnavailable as error:
-        print(f"seglab grade: error: {error}", file=sys.stderr)
+        print(f"seglab grade run: error: {error}", file=sys.stderr)
         return 2
     if batch.sheet_problem:  # a sheet with mistakes: say so, the automatic grades stand
-        print(f"seglab grade: error: {batch.sheet_problem}", file=sys.stderr)
+        print(f"seglab grade run: error: {batch.sheet_problem}", file=sys.stderr)
     elif batch.merged:
         print(f"merged {batch.merged} hand-graded answers from {batch.sheet}")
     if batch.pages is not None:
         _say(f"{batch.pages} feedback pages in {args.feedback}/")
     print(points_table(batch.rows))
     print(f"\n{len(batch.rows)} rows written to {batch.out}; answers to grade by hand in {batch.sheet} (then: seglab "
-          f"grade --manual {batch.sheet} --out {batch.out})")
+          f"grade manual {batch.sheet} --out {batch.out})")
     return 0
 
 
@@ -347,7 +337,7 @@ def _entry_test(args: argparse.Namespace) -> int:
         say(f"{len(questions)} questions in {len(bank.topics)} categories written to {out}: import them into "
             "Moodle's question bank (Moodle XML format)")
         return 0
-    _require_extra("entry-test --format pdf")
+    _require_extra("entry-test build --format pdf")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1000, 10000)
     roster = read_roster(args.roster) if args.roster else None
     variants = entry_test.make_variants(bank, args.variants, seed, roster)
@@ -361,29 +351,15 @@ def _entry_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def _entry_test_grade(argv: list[str]) -> int:
+def _entry_test_grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from seglab.course import entry_test
     from seglab.course.spreadsheet import say
 
-    parser = argparse.ArgumentParser(prog="seglab entry-test grade",
-                                     description="Score the answers typed in from the paper entry test.")
-    parser.add_argument("answers", help="CSV with columns student, variant, q1, q2, ... (a letter or a number)")
-    parser.add_argument("--key", required=True, help="the key that --format pdf wrote (entry-test-key.json)")
-    parser.add_argument("--pass", dest="pass_mark", required=True, metavar="MARK",
-                        help="the pass mark: a percentage (60%%) or points")
-    parser.add_argument("--out", help="results CSV (default: ANSWERS-results.csv); -passed.csv and -moodle.csv "
-                                      "beside it")
-    parser.add_argument("--item", default="Entry test", help="the Moodle grade item's column name")
-    args = parser.parse_args(argv)
-    try:
-        results = entry_test.grade_answers(args.answers, entry_test.read_key(args.key))
-        out = Path(args.out or f"{args.answers.removesuffix('.csv')}-results.csv")
-        table, passed, moodle = entry_test.write_grades(results, args.pass_mark, out, item_name=args.item)
-    except (ValueError, OSError) as error:
-        print(f"seglab entry-test grade: error: {error}", file=sys.stderr)
-        return 2
+    results = entry_test.grade_answers(args.answers, entry_test.read_key(args.key))
+    out = Path(args.out or f"{args.answers.removesuffix('.csv')}-results.csv")
+    table, passed, moodle = entry_test.write_grades(results, args.pass_mark, out, item_name=args.item)
     count = sum(1 for r in results if r.score >= entry_test.parse_pass(args.pass_mark, r.maximum) - 1e-9)
     say(f"{len(results)} students graded, {count} passed (pass mark {args.pass_mark}): {table}; pass list "
         f"{passed}; Moodle grade import {moodle}")
@@ -448,12 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
     check.set_defaults(func=_check)
 
-    grade = sub.add_parser("grade", help="grade a submitted notebook or a folder of them into a CSV table",
-                           epilog="seglab grade merge A.csv B.csv ... --out grades.csv joins the CSVs of shards "
-                                  "graded with --shard I/N.")
-    grade.add_argument("submissions", nargs="?",
-                       help="a notebook, a folder of <student>.ipynb, or nbgrader's submitted/ (leave out with "
-                            "--manual to merge hand grading only)")
+    grading = sub.add_parser("grade", help="(tutors) grade submissions into a CSV table; merge hand grading or shards",
+                             description="Grade a class (run), merge the filled hand-grading sheet into the grades "
+                                         "(manual), or join the CSVs of shards graded on several machines (merge).")
+    actions = grading.add_subparsers(dest="action", required=True)
+    grade = actions.add_parser("run", help="grade a submitted notebook or a folder of them into a CSV table",
+                               description="Grade every submission in a fresh sandboxed kernel into OUT (one row per "
+                                           "student and exercise), write the sheet of answers to grade by hand "
+                                           "beside it, and merge what is filled in there.")
+    grade.add_argument("submissions", help="a notebook, a folder of <student>.ipynb, a zip, or nbgrader's submitted/")
     grade.add_argument("--out", default="grades.csv")
     grade.add_argument("--timeout", type=float, default=60, help="seconds per cell (default 60)")
     grade.add_argument("--total-timeout", type=float, default=900, help="seconds per notebook (default 900)")
@@ -477,11 +456,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="grade only share I of N of the students (a job array); join with seglab grade merge")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--feedback", metavar="DIR",
-                       help="write a feedback page per student and notebook to DIR/<student>/ (with --manual: "
-                            "rewrite them with the tutor's points and comments)")
+                       help="write a feedback page per student and notebook to DIR/<student>/")
     grade.add_argument("--manual", metavar="SHEET",
-                       help="a filled hand-grading sheet to merge (default: OUT-manual.csv, written by every run)")
-    grade.set_defaults(func=_grade)
+                       help="the hand-grading sheet to write and merge (default: OUT-manual.csv)")
+    grade.set_defaults(func=_grade, name="grade run")
+
+    manual = actions.add_parser("manual", help="merge a filled hand-grading sheet into the grades",
+                                description="Check the filled sheet (numbers between 0 and the maximum, known "
+                                            "students and questions) and merge its points and comments into OUT; "
+                                            "a sheet with mistakes changes nothing and lists every line to fix.")
+    manual.add_argument("sheet", help="the sheet that seglab grade run wrote (OUT-manual.csv), filled in")
+    manual.add_argument("--out", default="grades.csv", help="the grades CSV to merge into (default grades.csv)")
+    manual.add_argument("--solutions", default="solutions", help="solution notebooks (which questions, their maxima)")
+    manual.add_argument("--feedback", metavar="DIR",
+                        help="rewrite the feedback pages in DIR with the tutor's points and comments")
+    manual.set_defaults(func=_grade_manual, name="grade manual")
+
+    merge = actions.add_parser("merge", help="join the CSVs of shards graded with --shard I/N",
+                               description="Join the grades CSVs of shards (seglab grade run --shard I/N), and their "
+                                           "hand-grading sheets into one beside OUT.")
+    merge.add_argument("csvs", nargs="+", help="the shards' grades CSVs")
+    merge.add_argument("--out", default="grades.csv")
+    merge.set_defaults(func=_grade_merge, name="grade merge")
+
 
     similarity = sub.add_parser("similarity", help="(tutors) pairs of students with very similar answers",
                                 description="Compare the students' answer cells (names, comments and formatting "
@@ -505,29 +502,37 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_export)
 
     entry = sub.add_parser("entry-test", help="(tutors) the entry test from the tutor's bank: Moodle XML or paper",
-                           description="Write the entry test from the tutor's question bank: Moodle XML for the "
-                                       "question bank (a category per topic), or a printable PDF of variants "
-                                       "with its answer key.",
-                           epilog="seglab entry-test grade ANSWERS.csv --key KEY.json --pass 60% scores the "
-                                  "paper test.")
-    entry.add_argument("--format", choices=["moodle", "pdf"], default="moodle")
-    entry.add_argument("--bank", default="solutions/entry_test", help="the bank (default: solutions/entry_test)")
-    entry.add_argument("--out", help="default: entry-test.xml or entry-test.pdf (the key beside it)")
-    entry.add_argument("--variants", type=int, default=4, help="(pdf) number of variants (default 4)")
-    entry.add_argument("--seed", type=int, help="(pdf) makes the test reproducible (default: a new one, printed)")
-    entry.add_argument("--roster", help="(pdf) CSV with a column student (and moodle): one variant per student, "
+                           description="Build the entry test from the tutor's question bank (build), or score the "
+                                       "answers typed in from the paper test (grade).")
+    entry_actions = entry.add_subparsers(dest="action", required=True)
+    build = entry_actions.add_parser("build", help="Moodle XML for the question bank, or a printable PDF",
+                                     description="Write the entry test: Moodle XML for the question bank (a category "
+                                                 "per topic), or a printable PDF of variants with its answer key.")
+    build.add_argument("--format", choices=["moodle", "pdf"], default="moodle")
+    build.add_argument("--bank", default="solutions/entry_test", help="the bank (default: solutions/entry_test)")
+    build.add_argument("--out", help="default: entry-test.xml or entry-test.pdf (the key beside it)")
+    build.add_argument("--variants", type=int, default=4, help="(pdf) number of variants (default 4)")
+    build.add_argument("--seed", type=int, help="(pdf) makes the test reproducible (default: a new one, printed)")
+    build.add_argument("--roster", help="(pdf) CSV with a column student (and moodle): one variant per student, "
                                         "in seat order")
-    entry.add_argument("--pass", dest="pass_mark", metavar="MARK", help="(pdf) the pass mark to print, e.g. 60%%")
-    entry.set_defaults(func=_entry_test)
+    build.add_argument("--pass", dest="pass_mark", metavar="MARK", help="(pdf) the pass mark to print, e.g. 60%%")
+    build.set_defaults(func=_entry_test, name="entry-test build")
+
+    scoring = entry_actions.add_parser("grade", help="score the paper test's typed-in answers",
+                                       description="Score the answers typed in from the paper entry test.")
+    scoring.add_argument("answers", help="CSV with columns student, variant, q1, q2, ... (a letter or a number)")
+    scoring.add_argument("--key", required=True, help="the key that build --format pdf wrote (entry-test-key.json)")
+    scoring.add_argument("--pass", dest="pass_mark", required=True, metavar="MARK",
+                         help="the pass mark: a percentage (60%%) or points")
+    scoring.add_argument("--out", help="results CSV (default: ANSWERS-results.csv); -passed.csv and -moodle.csv "
+                                       "beside it")
+    scoring.add_argument("--item", default="Entry test", help="the Moodle grade item's column name")
+    scoring.set_defaults(func=_entry_test_grade, name="entry-test grade")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:2] == ["grade", "merge"]:  # a sub-command of grade, whose first argument is otherwise a path
-        return _grade_merge(argv[2:])
-    if argv[:2] == ["entry-test", "grade"]:
-        return _entry_test_grade(argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -536,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, OSError, _MissingExtra) as error:  # bad input: a message, not a traceback
-        print(f"seglab {args.command}: error: {error}", file=sys.stderr)
+        print(f"seglab {getattr(args, 'name', args.command)}: error: {error}", file=sys.stderr)
         return 2
 
 

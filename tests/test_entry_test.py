@@ -188,7 +188,7 @@ def _single(value):  # qformat_xml::trans_single
 
 def test_moodle_xml_imports_by_moodles_rules(bank, questions, tmp_path):
     out = tmp_path / "entry.xml"
-    assert main(["entry-test", "--format", "moodle", "--bank", str(BANK_DIR), "--out", str(out)]) == 0
+    assert main(["entry-test", "build", "--format", "moodle", "--bank", str(BANK_DIR), "--out", str(out)]) == 0
     root = ET.parse(out).getroot()
     assert root.tag == "quiz"  # readquestions: $xml['quiz']['#']['question']
     assert {child.tag for child in root} == {"question"}
@@ -301,7 +301,7 @@ def _line(image, box_mm, dpi):
 
 def test_pdf_of_three_variants_and_its_key_render(bank, tmp_path):
     pdf = tmp_path / "test.pdf"
-    assert main(["entry-test", "--format", "pdf", "--bank", str(BANK_DIR), "--variants", "3", "--seed", "11",
+    assert main(["entry-test", "build", "--format", "pdf", "--bank", str(BANK_DIR), "--variants", "3", "--seed", "11",
                  "--pass", "60%", "--out", str(pdf)]) == 0
     key = json.loads((tmp_path / "test-key.json").read_text())
     codes = [v["code"] for v in key["variants"]]
@@ -337,7 +337,8 @@ def test_pdf_with_a_roster_prints_each_students_name(bank, tmp_path):
     roster = tmp_path / "roster.csv"
     write_rows(roster, [["student", "moodle"], ["Ada Lovelace", "ada"], ["Alan Turing", "alan"]])
     pdf = tmp_path / "seats.pdf"
-    assert main(["entry-test", "--format", "pdf", "--bank", str(BANK_DIR), "--roster", str(roster), "--seed", "2",
+    assert main(["entry-test", "build", "--format", "pdf", "--bank", str(BANK_DIR), "--roster", str(roster),
+                 "--seed", "2",
                  "--out", str(pdf)]) == 0
     subprocess.run([_pdftoppm(), "-r", "60", "-png", str(pdf), str(tmp_path / "seat")], check=True)
     pages = sorted(tmp_path.glob("seat-*.png"))
@@ -423,7 +424,7 @@ def test_the_leak_scan_knows_the_bank(bank, tmp_path):
 
 
 def test_the_entry_test_command_needs_the_bank(tmp_path, capsys):
-    assert main(["entry-test", "--bank", str(tmp_path / "none")]) == 2
+    assert main(["entry-test", "build", "--bank", str(tmp_path / "none")]) == 2
     assert "no entry-test bank" in capsys.readouterr().err
 
 
@@ -441,6 +442,7 @@ def test_the_paper_version_names_the_tutor_extra_when_fpdf2_is_missing(tmp_path,
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fpdf" else real(name, *a))
-    assert main(["entry-test", "--format", "pdf", "--bank", str(BANK_DIR), "--out", str(tmp_path / "t.pdf")]) == 2
+    assert main(["entry-test", "build", "--format", "pdf", "--bank", str(BANK_DIR), "--out",
+                 str(tmp_path / "t.pdf")]) == 2
     err = capsys.readouterr().err
     assert 'pip install "seglab[tutor]"' in err and "fpdf" in err and not (tmp_path / "t.pdf").exists()

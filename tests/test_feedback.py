@@ -46,7 +46,7 @@ def graded(tmp_path_factory):
     nbformat.write(notebook, folder / "ada.ipynb")
     out, pages = tmp / "grades.csv", tmp / "pages"
     sandbox = "bwrap" if bwrap_available() else "none"
-    assert main(["grade", str(folder), "--out", str(out), "--feedback", str(pages), "--seed", "3", "--sandbox",
+    assert main(["grade", "run", str(folder), "--out", str(out), "--feedback", str(pages), "--seed", "3", "--sandbox",
                  sandbox, "--solutions", str(ROOT / "solutions"), "--no-progress", "--timeout", "60"]) == 0
     return tmp, out, pages
 
@@ -77,7 +77,7 @@ def test_hand_grading_reaches_the_page(graded):
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    assert main(["grade", "--manual", str(sheet), "--out", str(out), "--feedback", str(pages), "--solutions",
+    assert main(["grade", "manual", str(sheet), "--out", str(out), "--feedback", str(pages), "--solutions",
                  str(ROOT / "solutions")]) == 0
     page = (pages / "ada" / "02_upsampling.html").read_text()
     assert "Good: name the low-pass filter too." in page and "2 / 3" in page
@@ -159,8 +159,9 @@ def test_students_and_imports_need_no_jinja2():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-@pytest.mark.parametrize("argv", [["similarity", "{folder}"], ["grade", "{folder}", "--feedback", "{folder}/pages"],
-                                  ["grade", "--manual", "{folder}/s.csv", "--feedback", "{folder}/pages"]])
+@pytest.mark.parametrize("argv", [["similarity", "{folder}"],
+                                  ["grade", "run", "{folder}", "--feedback", "{folder}/pages"],
+                                  ["grade", "manual", "{folder}/s.csv", "--feedback", "{folder}/pages"]])
 def test_page_commands_name_the_tutor_extra_without_jinja2(argv, tmp_path, capsys, monkeypatch):
     """The pages are jinja2 templates, and jinja2 comes with the tutor extra: without it, a command that writes a
     page says which extra to install before it does anything, instead of a traceback after grading."""

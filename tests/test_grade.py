@@ -220,7 +220,7 @@ def test_exercises_come_from_the_solutions():
 def test_cli_grade_writes_csv(tmp_path, capsys):
     shutil.copy(STUDENT, tmp_path / "zoe.ipynb")
     out = tmp_path / "grades.csv"
-    assert main(["grade", str(tmp_path / "zoe.ipynb"), "--out", str(out), "--solutions", str(ROOT / "solutions"),
+    assert main(["grade", "run", str(tmp_path / "zoe.ipynb"), "--out", str(out), "--solutions", str(ROOT / "solutions"),
                  "--timeout", "30"]) == 0
     with open(out, newline="") as file:
         rows = list(csv.DictReader(file))
@@ -238,7 +238,7 @@ def test_missing_bubblewrap_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(grade_module, "bwrap_available", lambda: False)
     shutil.copy(STUDENT, tmp_path / "zoe.ipynb")
-    assert main(["grade", str(tmp_path / "zoe.ipynb"), "--out", str(tmp_path / "g.csv"), "--solutions",
+    assert main(["grade", "run", str(tmp_path / "zoe.ipynb"), "--out", str(tmp_path / "g.csv"), "--solutions",
                  str(ROOT / "solutions"), "--sandbox", "bwrap"]) == 2
     err = capsys.readouterr().err
     assert "apt-get install bubblewrap" in err and "--sandbox none" in err and "Traceback" not in err
@@ -246,7 +246,8 @@ def test_missing_bubblewrap_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 def test_grading_without_the_sandbox_warns_loudly(tmp_path, capsys):
     (tmp_path / "frank.ipynb").write_text("not a notebook")  # nothing to run: the warning is what matters
-    assert main(["grade", str(tmp_path), "--out", str(tmp_path / "g.csv"), "--solutions", str(ROOT / "solutions"),
+    assert main(["grade", "run", str(tmp_path), "--out", str(tmp_path / "g.csv"), "--solutions",
+                 str(ROOT / "solutions"),
                  "--sandbox", "none"]) == 0
     assert "WITHOUT isolation" in capsys.readouterr().err
 

@@ -162,7 +162,8 @@ def attacked(tmp_path_factory):
         nbformat.write(_notebook(), file)
     os.symlink(SOLUTION, folder / "mallory.ipynb")  # a submission that is a link to the tutor's solution
     out, feedback = folder.parent / f"{folder.name}.csv", folder.parent / f"{folder.name}-feedback"
-    code = main(["grade", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"), "--workers", "2",
+    code = main(["grade", "run", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"),
+                 "--workers", "2",
                  "--timeout", "30", "--total-timeout", "300", "--feedback", str(feedback), "--no-progress"])
     with open(out, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))

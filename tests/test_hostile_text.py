@@ -278,7 +278,7 @@ def test_empty_and_odd_tensors_render(tmp_path):
 
 
 def test_an_empty_tensor_answer_through_grade_manual_feedback(tmp_path, capsys):
-    """The observed failure: an empty tensor answer broke `seglab grade --manual SHEET --feedback DIR`."""
+    """The observed failure: an empty tensor answer broke `seglab grade manual SHEET --feedback DIR`."""
     pages, out = tmp_path / "pages", tmp_path / "grades.csv"
     student = "j\\xffne \ud800"
     details = [{"exercise": "check_conv_output_size", "title": "Output size", "parts": [["values", 0, 2]],
@@ -289,7 +289,7 @@ def test_an_empty_tensor_answer_through_grade_manual_feedback(tmp_path, capsys):
                GradeRow(clean_text(student), NOTEBOOK, QUESTION, "", 3, "graded by hand")], out)
     sheet = tmp_path / "grades-manual.csv"
     write_sheet([ManualEntry(student, NOTEBOOK, QUESTION, 3.0, "2", "=well done \ud800\x00", "=answer")], sheet)
-    assert main(["grade", "--manual", str(sheet), "--out", str(out), "--feedback", str(pages), "--solutions",
+    assert main(["grade", "manual", str(sheet), "--out", str(out), "--feedback", str(pages), "--solutions",
                  str(ROOT / "solutions")]) == 0
     page = _valid_utf8(next(pages.glob("*/*.html")))
     assert "an empty tensor of shape (0, 0)" in page and "=well done \\ud800\\x00" in page and "2 / 3" in page

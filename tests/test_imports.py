@@ -110,3 +110,16 @@ def test_one_name_per_idea():
     and the checks' Exercise were imported under another name to dodge the clash)."""
     twice = {name: modules for name, modules in public_names().items() if len(modules) > 1 and name not in ENTRY_POINTS}
     assert not twice, f"defined in more than one module: {twice}"
+
+
+def test_a_grade_call_goes_down_the_layers():
+    """The command line calls the orchestrator, the orchestrator calls the stages: no stage reaches back up to
+    the orchestrator or the command line."""
+    graph = import_graph()
+    assert [m for m, targets in graph.items() if "seglab.cli" in targets] == ["seglab.__main__"]
+    assert [m for m, targets in graph.items() if "seglab.course.grade" in targets] == ["seglab.cli"]
+    stages = ["seglab.course.submissions", "seglab.course.plan", "seglab.course.probes", "seglab.course.run",
+              "seglab.course.results", "seglab.course.judge", "seglab.course.rows"]
+    for later, stage in enumerate(stages):
+        ahead = graph[stage] & set(stages[later + 1:])
+        assert not ahead, f"{stage} imports a later stage: {ahead}"

@@ -74,7 +74,7 @@ def test_the_sheet_lists_every_answer_with_empty_points(graded):
 def test_a_filled_sheet_merges_into_the_grades(graded, capsys):
     _, out, sheet = graded
     _fill(sheet, alice=("3", "exactly"), bob=("1,5", ""))
-    assert main(["grade", "--manual", str(sheet), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 0
+    assert main(["grade", "manual", str(sheet), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 0
     table = {(r.student, r.exercise): r for r in read_csv(out)}
     assert table["alice", QUESTION].points == 3 and table["alice", QUESTION].message == "graded by hand: exactly"
     assert table["bob", QUESTION].points == 1.5
@@ -89,7 +89,7 @@ def test_bad_points_are_rejected_with_the_line(graded, exercises, student, point
     with pytest.raises(ManualSheetError, match=f"line 2: .*{problem}"):
         read_sheet(sheet, read_csv(out), exercises)
     before = out.read_bytes()
-    assert main(["grade", "--manual", str(sheet), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 2
+    assert main(["grade", "manual", str(sheet), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 2
     assert out.read_bytes() == before  # nothing merged
 
 

@@ -157,7 +157,8 @@ def hostile_class(tmp_path_factory):
         nbformat.write(_submission(attack=code), folder / f"{name}.ipynb")
     alice_hash = hashlib.sha256(alice.read_bytes()).hexdigest()
     out = folder.parent / f"{folder.name}-grades.csv"
-    code = main(["grade", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"), "--workers", "2",
+    code = main(["grade", "run", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"),
+                 "--workers", "2",
                  "--timeout", "30", "--total-timeout", "400", "--memory", "6G"])
     server.shutdown()
     with open(out, newline="") as file:
@@ -240,7 +241,7 @@ def test_resume_grades_only_the_students_not_in_the_csv(hostile_class, tmp_path)
         writer = csv.DictWriter(file, fieldnames=list(kept[0]))
         writer.writeheader()
         writer.writerows(kept)
-    assert main(["grade", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"), "--resume",
+    assert main(["grade", "run", str(folder), "--out", str(out), "--solutions", str(ROOT / "solutions"), "--resume",
                  "--timeout", "30"]) == 0
     with open(out, newline="") as file:
         rows = list(csv.DictReader(file))

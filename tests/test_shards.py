@@ -30,7 +30,7 @@ def test_shards_graded_apart_merge_into_the_whole_class(tmp_path, capsys):
     outs = []
     for index in (1, 2, 3):
         out = tmp_path / f"shard{index}.csv"
-        assert main(["grade", str(folder), "--shard", f"{index}/3", "--out", str(out), "--sandbox", "none",
+        assert main(["grade", "run", str(folder), "--shard", f"{index}/3", "--out", str(out), "--sandbox", "none",
                      "--solutions", str(ROOT / "solutions"), "--no-progress"]) == 0
         outs.append(out)
     merged = tmp_path / "grades.csv"
@@ -43,7 +43,7 @@ def test_shards_graded_apart_merge_into_the_whole_class(tmp_path, capsys):
 
 def test_a_bad_shard_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
-        main(["grade", "x", "--shard", "4/3"])
+        main(["grade", "run", "x", "--shard", "4/3"])
     assert "I must be between 1 and N" in capsys.readouterr().err
 
 

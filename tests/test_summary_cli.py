@@ -107,3 +107,22 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     broken.write_bytes(b"nope")
     assert main(["evaluate", str(broken)]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_grade_and_entry_test_are_groups_of_nested_commands(capsys):
+    """``seglab grade run|manual|merge`` and ``seglab entry-test build|grade`` are parsers of their own: each has
+    its own options and help, and a group without its action says which there are."""
+    from seglab.cli import build_parser
+
+    for group, actions in (("grade", {"run", "manual", "merge"}), ("entry-test", {"build", "grade"})):
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([group])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "required" in err and all(action in err for action in actions), err
+    args = build_parser().parse_args(["grade", "merge", "a.csv", "b.csv", "--out", "all.csv"])
+    assert (args.name, args.csvs, args.out) == ("grade merge", ["a.csv", "b.csv"], "all.csv")
+    args = build_parser().parse_args(["grade", "run", "merge"])  # a folder called merge is a folder
+    assert (args.name, args.submissions) == ("grade run", "merge")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["grade", "manual", "sheet.csv", "--workers", "2"])  # run's option, not manual's

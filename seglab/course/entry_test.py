@@ -530,7 +530,7 @@ def read_key(path: str | Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise EntryTestError(f"{path} is not an entry-test key (JSON): {error}") from None
     if not isinstance(data, dict) or data.get("seglab_entry_test_key") != 1:
-        raise EntryTestError(f"{path} is not an entry-test key written by seglab entry-test --format pdf")
+        raise EntryTestError(f"{path} is not an entry-test key written by seglab entry-test build --format pdf")
     return data
 
 

@@ -1,10 +1,10 @@
 """Feedback for students: one self-contained HTML page per student and notebook.
 
-``seglab grade SUBMISSIONS --feedback DIR`` keeps, for every submission, a record of the grader's own
+``seglab grade run SUBMISSIONS --feedback DIR`` keeps, for every submission, a record of the grader's own
 results (``DIR/<student>/<notebook>.json``: points per exercise and part, the first wrong case with its
 inputs, the expected and the received value, the hint; the answers to questions graded by hand) and
 renders ``DIR/<student>/<notebook>.html`` from it, the grades CSV and the hand-grading sheet. After
-``seglab grade --manual SHEET --feedback DIR`` the pages show the tutor's points and comments too.
+``seglab grade manual SHEET --feedback DIR`` the pages show the tutor's points and comments too.
 
 A page holds nothing from the solution notebooks: no hidden-test source, no solution text (the
 messages and hints are the checks' own, written for students), only the student's own answers.

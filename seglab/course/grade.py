@@ -25,7 +25,7 @@ Every submission goes through the stages in order, each a module of its own:
 Nothing the student's code prints, patches, hooks or redefines is read as a grade: the kernel only ever
 returns the answers' outputs, and student code only ever runs in those kernels. Submissions are graded in
 parallel worker processes, each with its own kernel; ``on_student`` receives each student's rows as soon as
-they are graded, so an interrupted batch loses nothing (``seglab grade --resume``). Whatever goes wrong with
+they are graded, so an interrupted batch loses nothing (``seglab grade run --resume``). Whatever goes wrong with
 one submission, in any step, becomes that submission's rows with the reason. One :class:`GradeOptions`
 (:mod:`seglab.course.options`) holds every setting and goes to every stage as it is.
 """

@@ -1,11 +1,11 @@
 """Hand grading: a sheet of every student's answers to the questions graded by hand, filled in by the
 tutor and merged back into the grades.
 
-``seglab grade`` writes the sheet beside the grades CSV (``grades-manual.csv`` for ``grades.csv``): one
+``seglab grade run`` writes the sheet beside the grades CSV (``grades-manual.csv`` for ``grades.csv``): one
 row per student and question with the answer's text, the maximum, and empty ``points`` and ``comment``
 columns. A re-run keeps every filled cell (a changed answer is flagged, its points kept). ``seglab grade
---manual SHEET`` checks the filled sheet (numbers between 0 and the maximum, known students and
-questions) and merges it into the grades CSV; ``seglab grade`` itself merges the sheet it finds.
+manual SHEET`` checks the filled sheet (numbers between 0 and the maximum, known students and
+questions) and merges it into the grades CSV; ``seglab grade run`` itself merges the sheet it finds.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def read_sheet(path: str | Path, rows, course) -> list[ManualEntry]:
     (:class:`seglab.course.graded.Course`: which questions are graded by hand, and their maxima)."""
     path = Path(path)
     if not path.is_file():
-        raise ManualSheetError(f"no hand-grading sheet at {path}: `seglab grade` writes one beside the grades CSV")
+        raise ManualSheetError(f"no hand-grading sheet at {path}: `seglab grade run` writes one beside the grades CSV")
     manual = {(name, e.grade_id): e.points for name, found in course.exercises.items() for e in found
               if e.kind == "manual"}
     known = {(r.student, r.notebook, r.exercise) for r in rows if (r.notebook, r.exercise) in manual}

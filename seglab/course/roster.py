@@ -1,6 +1,6 @@
 """The class roster: a CSV with a ``student`` column (seglab's names, as the grades CSV has them) and,
 optionally, ``moodle`` (the student's Moodle identifier: username, ID number or email). The paper entry test
-seats students in its order (``seglab entry-test --roster``); the Moodle export translates names with it
+seats students in its order (``seglab entry-test build --roster``); the Moodle export translates names with it
 (``seglab export --roster``)."""
 
 from __future__ import annotations
