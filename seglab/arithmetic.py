@@ -4,7 +4,7 @@ All formulas use PyTorch's conventions: padding ``p`` is added on *each* side, d
 spreads the kernel taps ``d`` pixels apart (a dilated kernel of size ``k`` spans ``d*(k-1)+1``
 pixels), and a transposed convolution may add ``output_padding`` rows/columns on one side.
 Every function here is tested against the real ``nn.Conv2d``, ``nn.ConvTranspose2d`` and pooling
-layers (see ``tests/test_arithmetic.py``); the guide by Dumoulin and Visin, "A guide to convolution
+layers (see ``tests/lab/test_arithmetic.py``); the guide by Dumoulin and Visin, "A guide to convolution
 arithmetic for deep learning" (2016), derives them.
 """
 

@@ -3,9 +3,9 @@ nothing listed is missing from the tree."""
 
 import re
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 NOT_LISTED = {"__init__.py", "__main__.py"}  # a package's own files need no line
 
 

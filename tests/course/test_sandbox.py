@@ -19,8 +19,8 @@ import pytest
 from seglab.cli import main
 from seglab.course.grade import GradeOptions, grade
 from seglab.course.sandbox import bwrap_available
+from tests.support import ROOT, by_grade_id
 
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "01_convolution_arithmetic.ipynb"
 STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
 EXERCISES = ("conv_output_size", "pool_output_size", "transposed_conv_output_size", "receptive_field")
@@ -29,20 +29,18 @@ pytestmark = pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap:
                                 "(apt-get install bubblewrap) installs it")
 
 
-def _cell(notebook, grade_id):
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 def _submission(*, solved=("conv_output_size",), attack: str | None = None, wrong_pool: bool = False):
     """Notebook 01 with some exercises solved; ``attack`` replaces the pool_output_size cell."""
     notebook, solution = nbformat.read(STUDENT, as_version=4), nbformat.read(SOLUTION, as_version=4)
     for grade_id in solved:
-        _cell(notebook, grade_id).source = _cell(solution, grade_id).source
+        by_grade_id(notebook, grade_id).source = by_grade_id(solution, grade_id).source
     if wrong_pool:
-        _cell(notebook, "pool_output_size").source = "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n" \
-                                                     "    return i // k"
+        by_grade_id(notebook, "pool_output_size").source = (
+            "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n    return i // k")
     if attack is not None:
-        _cell(notebook, "pool_output_size").source = attack
+        by_grade_id(notebook, "pool_output_size").source = attack
     return notebook
 
 

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -38,8 +37,8 @@ from seglab.course.kit import SolutionSecrets, find_leaks
 from seglab.course.spreadsheet import read_rows, write_rows
 from seglab.models.unet import unet_output_size
 from seglab.notebook.questions import PREPARATION_QUESTIONS
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BANK_DIR = ROOT / "solutions" / "entry_test"
 BRIEF_TOPICS = {  # the brief's "Am I prepared?" questions and its nomenclature
     "unet-vs-fcn", "transposed-signal", "deep-shallow", "segmentation", "fcn-vs-classifier", "fcn-layers",

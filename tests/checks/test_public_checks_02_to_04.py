@@ -13,7 +13,6 @@ import random
 import re
 from contextlib import redirect_stdout
 from functools import cache
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -34,9 +33,10 @@ from seglab.checks.upsampling import (
 )
 from seglab.checks.wire import encode
 from seglab.layers import ConvBlock
+from tests.support import SOLUTIONS, nbgrader
 
 SEEDS = range(100)
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+SOLUTIONS = SOLUTIONS
 
 
 # --- notebook 02: upsampling --------------------------------------------------------------------------------
@@ -413,7 +413,7 @@ def _solution(name: str):
     exec(compile(imports, "<imports>", "exec"), namespace)
     needs = {"decoder_stage": ("skip_merge",)}.get(name, ())
     for grade_id in (*needs, name):
-        cell = next(c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+        cell = next(c for c in cells if nbgrader(c).get("grade_id") == grade_id)
         source = re.sub(r"^\s*### (BEGIN|END) SOLUTION\s*$", "", cell.source, flags=re.MULTILINE)
         exec(compile(source, f"<solution {grade_id}>", "exec"), namespace)
     found = tuple(namespace[n] for n in defines)

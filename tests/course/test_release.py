@@ -1,7 +1,6 @@
 """Single source: notebooks/ is exactly what `seglab release` makes from solutions/, and leaks nothing."""
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -15,9 +14,9 @@ from seglab.course.release import (
     release_notebook,
     student_source,
 )
+from tests.support import ROOT, SOLUTIONS, course_notebooks, nbgrader
 
-ROOT = Path(__file__).resolve().parents[1]
-SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = course_notebooks(SOLUTIONS)
 CHECK_POINTS = {exercise_id: exercise.points for exercise_id, exercise in exercises().items()}
 
 
@@ -56,12 +55,12 @@ def test_solution_notebook_conventions(path):
     assert len(ids) == len(set(ids)), "grade_ids must be unique"
     cells = notebook.cells
     for n, cell in enumerate(cells):
-        meta = cell.metadata.get("nbgrader")
+        meta = nbgrader(cell)
         if not meta:
             continue
         assert meta["schema_version"] == 3
         if meta["solution"] and not meta["grade"]:  # an exercise: its check follows right after it
-            following = cells[n + 1].metadata.get("nbgrader", {})
+            following = nbgrader(cells[n + 1])
             assert following.get("grade_id") == f"check_{meta['grade_id']}", f"no check after {meta['grade_id']}"
             assert "### BEGIN SOLUTION" in cell.source
             assert following["points"] == CHECK_POINTS[meta["grade_id"]], "points differ from the check's"

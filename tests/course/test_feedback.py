@@ -8,7 +8,6 @@ import csv
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -20,14 +19,12 @@ from seglab.course.feedback import render_page
 from seglab.course.kit import SolutionSecrets, find_leaks
 from seglab.course.rows import GradeRow
 from seglab.course.sandbox import bwrap_available
+from tests.support import ROOT, cells_by_grade_id
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_upsampling.ipynb"
 ANSWER = "Zeros between the samples, then a filter: my own words."
 
 
-def _cells(notebook):
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in notebook.cells if c.metadata.get("nbgrader")}
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +32,9 @@ def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("feedback")
     folder = tmp / "class"
     folder.mkdir()
-    solution = _cells(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4))
+    solution = cells_by_grade_id(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4))
     notebook = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
-    cells = _cells(notebook)
+    cells = cells_by_grade_id(notebook)
     cells["bilinear_kernel"].source = solution["bilinear_kernel"].source
     # the kernel is not flipped: right shape, wrong values (1 of 3 points)
     cells["transposed_conv_by_zero_insertion"].source = solution["transposed_conv_by_zero_insertion"].source.replace(

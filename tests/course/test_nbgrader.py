@@ -16,8 +16,8 @@ import pytest
 from nbgrader.api import Gradebook  # seglab[dev] installs nbgrader
 
 from seglab.course.grade import GradeOptions, grade
+from tests.support import ROOT, all_by_grade_id
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_convolution_arithmetic"
 SOLVED = {"alice": ("conv_output_size", "pool_output_size", "transposed_conv_output_size", "receptive_field"),
           "bob": ("conv_output_size", "receptive_field"), "carol": ()}
@@ -40,8 +40,6 @@ def _nbgrader(course: Path, *args: str, env: dict | None = None) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
-def _cells(notebook, grade_id):
-    return [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +57,7 @@ def course(tmp_path_factory):
     for student, solved in SOLVED.items():
         notebook = nbformat.read(course / "release" / "ps1" / f"{NOTEBOOK}.ipynb", as_version=4)
         for grade_id in solved:
-            _cells(notebook, grade_id)[0].source = _cells(solution, grade_id)[0].source
+            all_by_grade_id(notebook, grade_id)[0].source = all_by_grade_id(solution, grade_id)[0].source
         folder = course / "submitted" / student / "ps1"
         folder.mkdir(parents=True)
         nbformat.write(notebook, folder / f"{NOTEBOOK}.ipynb")

@@ -7,7 +7,6 @@ import random
 import re
 from contextlib import redirect_stdout
 from functools import cache
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -19,9 +18,10 @@ from seglab.checks.arithmetic import (
     RECEPTIVE_FIELD,
     TRANSPOSED_CONV_OUTPUT_SIZE,
 )
+from tests.support import SOLUTIONS, nbgrader
 
 SEEDS = range(200)
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "01_convolution_arithmetic.ipynb"
+SOLUTIONS = SOLUTIONS / "01_convolution_arithmetic.ipynb"
 
 
 # --- typical wrong answers, as a student writes them ------------------------------------------------------
@@ -147,7 +147,7 @@ def _public_check(name: str, answer, seed: int):
 def _solution(name: str):
     """The official answer of notebook 01's cell ``name``, between its solution markers."""
     cell = next(c for c in nbformat.read(SOLUTIONS, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == name)
+                if nbgrader(c).get("grade_id") == name)
     assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
     source = re.sub(r"^\s*### (BEGIN|END) SOLUTION\s*$", "", cell.source, flags=re.MULTILINE)
     namespace = {"math": math}

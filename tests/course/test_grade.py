@@ -3,7 +3,6 @@
 import csv
 import json
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,21 +11,19 @@ from seglab.cli import main
 from seglab.course.grade import GradeOptions, grade
 from seglab.course.graded import load_course
 from seglab.course.submissions import collect_submissions
+from tests.support import ROOT, by_grade_id
 
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "01_convolution_arithmetic.ipynb"
 STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
 CHECKS = ["check_conv_output_size", "check_pool_output_size", "check_transposed_conv_output_size",
           "check_receptive_field"]
 
 
-def _cell(notebook, grade_id):
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 def _solve(notebook, grade_id):
     """Put the solution's code for one exercise into a student notebook."""
-    _cell(notebook, grade_id).source = _cell(nbformat.read(SOLUTION, as_version=4), grade_id).source
+    by_grade_id(notebook, grade_id).source = by_grade_id(nbformat.read(SOLUTION, as_version=4), grade_id).source
 
 
 def _write(notebook, path):
@@ -46,31 +43,31 @@ def graded(tmp_path_factory):
 
     partial = student()  # bob: one exercise solved, one wrong
     _solve(partial, "conv_output_size")
-    _cell(partial, "pool_output_size").source = ("def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
+    by_grade_id(partial, "pool_output_size").source = ("def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
                                                  "    return i // k")
     _write(partial, folder / "bob.ipynb")
 
     broken = student()  # carol: a syntax error
-    _cell(broken, "conv_output_size").source = "def conv_output_size(i, k, s=1, p=0, d=1)\n    return i"
+    by_grade_id(broken, "conv_output_size").source = "def conv_output_size(i, k, s=1, p=0, d=1)\n    return i"
     _solve(broken, "receptive_field")
     _write(broken, folder / "carol.ipynb")
 
     endless = student()  # dave: an endless loop, later exercises still graded
-    _cell(endless, "conv_output_size").source = ("def conv_output_size(i, k, s=1, p=0, d=1):\n"
+    by_grade_id(endless, "conv_output_size").source = ("def conv_output_size(i, k, s=1, p=0, d=1):\n"
                                                  "    while True:\n        pass")
     _solve(endless, "pool_output_size")
     _write(endless, folder / "dave.ipynb")
 
     crash = student()  # erin: kills her kernel after solving exercise 1
     _solve(crash, "conv_output_size")
-    _cell(crash, "pool_output_size").source = "import os\nos._exit(1)"
+    by_grade_id(crash, "pool_output_size").source = "import os\nos._exit(1)"
     _write(crash, folder / "erin.ipynb")
 
     (folder / "frank.ipynb").write_text("{ this is not json")  # frank: not a notebook
 
     cheat = student()  # grace: edits a check cell to fake points and deletes another
-    _cell(cheat, "check_conv_output_size").source = 'print("✔ conv_output_size\\n  points: 2 / 2")'
-    cheat.cells.remove(_cell(cheat, "check_receptive_field"))
+    by_grade_id(cheat, "check_conv_output_size").source = 'print("✔ conv_output_size\\n  points: 2 / 2")'
+    cheat.cells.remove(by_grade_id(cheat, "check_receptive_field"))
     _write(cheat, folder / "grace.ipynb")
 
     renamed = student()  # heidi: nbgrader layout and another file name; told apart by grade_ids
@@ -87,7 +84,7 @@ def graded(tmp_path_factory):
     hidden.cells.insert(3, nbformat.v4.new_code_cell("HALVES = {}\n\n\ndef fill(table):\n    table[4] = 2"))
     hidden.cells.insert(4, nbformat.v4.new_code_cell("fill(HALVES)"))
     _solve(hidden, "pool_output_size")
-    answer = _cell(hidden, "pool_output_size")
+    answer = by_grade_id(hidden, "pool_output_size")
     answer.source = answer.source.replace("    s = k if s is None else s\n",
                                           "    s = k if s is None else s\n    assert HALVES[4] == 2\n")
     assert "HALVES" in answer.source
@@ -102,7 +99,7 @@ def graded(tmp_path_factory):
     appended.cells.insert(4, nbformat.v4.new_code_cell("remember(2)"))
     for notebook, name, check in ((method, "mia", "HALF == 2"), (appended, "nia", "PARTS[0] == 2")):
         _solve(notebook, "pool_output_size")
-        answer = _cell(notebook, "pool_output_size")
+        answer = by_grade_id(notebook, "pool_output_size")
         answer.source = answer.source.replace("    s = k if s is None else s\n",
                                               f"    s = k if s is None else s\n    assert {check}\n")
         _write(notebook, folder / f"{name}.ipynb")

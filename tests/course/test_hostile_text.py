@@ -29,8 +29,8 @@ from seglab.course.feedback import folder_name, render_page, write_pages, write_
 from seglab.course.manual import ManualEntry, read_entries, write_sheet
 from seglab.course.rows import GradeRow, append_csv, points_table, read_csv, write_csv
 from seglab.course.spreadsheet import FORMULA_TRIGGERS, clean_text, escape_cell, read_rows, unescape_cell
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_convolution_arithmetic.ipynb"
 QUESTION = "answer_output_resolution"
 HOSTILE = ["=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",

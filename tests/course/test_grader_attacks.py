@@ -18,8 +18,8 @@ import pytest
 
 from seglab.cli import main
 from seglab.course.sandbox import bwrap_available
+from tests.support import ROOT, by_grade_id, nbgrader
 
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "01_convolution_arithmetic.ipynb"
 STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
 HONEST = "conv_output_size"
@@ -27,12 +27,10 @@ HONEST = "conv_output_size"
 pytestmark = pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap: tools/install-system-packages")
 
 
-def _cell(notebook, grade_id):
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 def _solution(grade_id: str) -> str:
-    return _cell(nbformat.read(SOLUTION, as_version=4), grade_id).source
+    return by_grade_id(nbformat.read(SOLUTION, as_version=4), grade_id).source
 
 
 def _notebook(*, before_checks: str | None = None, cell_metadata: dict | None = None, solved=(HONEST,)):
@@ -40,11 +38,11 @@ def _notebook(*, before_checks: str | None = None, cell_metadata: dict | None = 
     right before exercise 2's check (after its answer cell: it runs before every later check)."""
     notebook = nbformat.read(STUDENT, as_version=4)
     for grade_id in solved:
-        _cell(notebook, grade_id).source = _solution(grade_id)
+        by_grade_id(notebook, grade_id).source = _solution(grade_id)
     if before_checks is not None:
         cell = nbformat.v4.new_code_cell(before_checks)
         cell.metadata.update(cell_metadata or {})
-        notebook.cells.insert(notebook.cells.index(_cell(notebook, "check_pool_output_size")), cell)
+        notebook.cells.insert(notebook.cells.index(by_grade_id(notebook, "check_pool_output_size")), cell)
     return notebook
 
 
@@ -144,14 +142,14 @@ def attacked(tmp_path_factory):
         notebook = _notebook(before_checks=attack, cell_metadata=CELL_METADATA.get(name))
         if name == "surrogates":
             answer = next(c for c in notebook.cells if c.cell_type == "markdown"
-                          and c.metadata.get("nbgrader", {}).get("solution"))
+                          and nbgrader(c).get("solution"))
             answer.source = "=HYPERLINK(\"http://x\") resolution \ud800 is set by the total stride"
         if name == "paster":
             attack = _pasted_reference()
             notebook = _notebook(before_checks=attack)
         if name == "expression":
-            _cell(notebook, "pool_output_size").source = ("def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
-                                                          "    return LIMIT")
+            by_grade_id(notebook, "pool_output_size").source = (
+                "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n    return LIMIT")
         _write_raw(notebook, folder / f"{name}.ipynb")
     twice = folder / "zoe"  # two copies of one notebook: graded once, never summed
     twice.mkdir()

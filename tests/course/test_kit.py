@@ -22,10 +22,10 @@ from seglab.course.entry_test import ChoiceItem, load_bank
 from seglab.course.execute import execute_notebook
 from seglab.course.kit import KitLeakError, SolutionSecrets, build_kit, find_leaks
 from seglab.course.release import BEGIN_SOLUTION, END_SOLUTION, SETUP_TAG, setup_cell
+from tests.support import ROOT, course_notebooks, nbgrader
 
-ROOT = Path(__file__).resolve().parents[1]
 WHEEL = f"seglab-{__version__}-py3-none-any.whl"
-NOTEBOOKS = sorted(p.name for p in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = [p.name for p in course_notebooks(ROOT / "solutions")]
 
 
 def _clean_checkout(target: Path) -> Path:
@@ -280,10 +280,10 @@ def test_every_kit_notebook_runs_unsolved_with_checks_not_implemented_yet(kit, v
 def _solve(student_path: Path, solution_path: Path) -> None:
     """Put every solution cell (code and answers) into a student notebook, without the markers."""
     solution = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(solution_path, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("solution")}
+                if nbgrader(c).get("solution")}
     notebook = nbformat.read(student_path, as_version=4)
     for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = nbgrader(cell).get("grade_id")
         if grade_id in solution:
             lines = solution[grade_id].source.split("\n")
             cell.source = "\n".join(line for line in lines if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION))

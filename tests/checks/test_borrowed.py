@@ -43,10 +43,10 @@ from seglab.checks.upsampling import (
     check_transposed_conv_by_autograd,
     check_transposed_conv_by_zero_insertion,
 )
+from tests.support import ROOT, nbgrader
 
 fcn_module = importlib.import_module("seglab.models.fcn")  # (seglab.models.fcn and .unet are also functions)
 unet_module = importlib.import_module("seglab.models.unet")
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("0[1-4]_*.ipynb"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -315,7 +315,7 @@ def _solutions(path: Path):
     exec("\n".join(line for line in cells[0].source.splitlines() if not line.startswith("%")), namespace)
     answers, checks = {}, []
     for cell in cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader(cell)
         if meta.get("solution") and not meta.get("grade"):
             exec(cell.source, namespace)
             answers[meta["grade_id"]] = cell.source

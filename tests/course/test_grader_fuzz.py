@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import json
 import random
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -26,8 +25,8 @@ from seglab.course.plan import identify, plan_submission
 from seglab.course.probes import grading_notebook
 from seglab.course.scan import LIMITS, scan_cells, scan_source
 from seglab.course.submissions import UnreadableSubmission, parse_submission
+from tests.support import ROOT, SOLUTIONS, course_notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
 COURSE = load_course(ROOT / "solutions")
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 TEXT = st.text(st.characters(blacklist_categories=()), max_size=200)  # every code point, lone surrogates too
@@ -74,7 +73,7 @@ def test_the_scan_passes_honest_code(source):
 
 
 def test_no_code_cell_of_the_course_is_flagged():
-    for path in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")):
+    for path in course_notebooks(SOLUTIONS):
         for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
             if cell.cell_type == "code":
                 assert scan_source(cell.source) == [], (path.name, index)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from seglab.cli import main
 from seglab.course.grade import in_shard
 from seglab.course.rows import GradeRow, merge_csvs, read_csv, write_csv
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def test_every_student_is_in_exactly_one_shard():

@@ -4,7 +4,6 @@ found; independent correct answers to the same exercises are not; the stub never
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,8 +11,8 @@ import pytest
 from seglab.checks.fingerprint import normalise
 from seglab.cli import main
 from seglab.course.similarity import similar_pairs
+from tests.support import ROOT, cells_by_grade_id
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_upsampling.ipynb"
 RENAMED = {"stretched": "upsampled", "border": "q", "triangle": "tent", "centre": "middle", "taps": "positions",
            "factor": "f", "matrix": "mat", "row": "r", "col": "c_", "batch": "nb", "height": "hh", "width": "ww"}
@@ -58,9 +57,6 @@ INDEPENDENT = {
 }
 
 
-def _answer_cells(notebook):
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in notebook.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
 
 
 def _disguise(code: str) -> str:
@@ -74,10 +70,11 @@ def _disguise(code: str) -> str:
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
-    solution = _answer_cells(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4))
+    solution = cells_by_grade_id(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4), kind="solution",
+                                 code_only=True)
     for student in ("alice", "bob", "carol", "dave", "eve"):
         notebook = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
-        for grade_id, cell in _answer_cells(notebook).items():
+        for grade_id, cell in cells_by_grade_id(notebook, kind="solution", code_only=True).items():
             if student == "alice":
                 cell.source = solution[grade_id].source
             elif student == "bob":  # alice's answers, disguised
@@ -134,13 +131,14 @@ def test_a_pasted_copy_of_seglab_is_reported_by_name(tmp_path, capsys):
     pasted = "\n".join(line + "  # mine" if line.strip() else line for line in pasted.splitlines())
     pasted += "\n\n\ndef conv_output_size(i, k, s=1, p=0, d=1):\n    return conv_output_size_mine(i, k, s, p, d)\n"
     notebook_name = "01_convolution_arithmetic.ipynb"
-    solution = _answer_cells(nbformat.read(ROOT / "solutions" / notebook_name, as_version=4))
+    solution = cells_by_grade_id(nbformat.read(ROOT / "solutions" / notebook_name, as_version=4), kind="solution",
+                                 code_only=True)
     for student in ("erin", "frank"):
         notebook = nbformat.read(ROOT / "notebooks" / notebook_name, as_version=4)
-        for grade_id, cell in _answer_cells(notebook).items():
+        for grade_id, cell in cells_by_grade_id(notebook, kind="solution", code_only=True).items():
             cell.source = solution[grade_id].source  # the official solutions: never a copy
         if student == "erin":
-            _answer_cells(notebook)["conv_output_size"].source = pasted
+            cells_by_grade_id(notebook, kind="solution", code_only=True)["conv_output_size"].source = pasted
         nbformat.write(notebook, tmp_path / f"{student}.ipynb")
     found = similar_pairs(tmp_path, notebooks_dir=ROOT / "notebooks")
     copies = [(p.a, p.b) for p in found if p.b.startswith("seglab.")]

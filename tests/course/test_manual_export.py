@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from seglab.cli import main
 from seglab.course.export import ExportError, moodle_table, wide_table, write_table
-from seglab.course.graded import load_course
 from seglab.course.manual import ManualSheetError, collect_answers, read_sheet, sheet_path, write_sheet
 from seglab.course.rows import GradeRow, read_csv, write_csv
+from tests.support import ROOT, by_grade_id
 
-ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
 NOTEBOOK = "01_convolution_arithmetic.ipynb"
 QUESTION = "answer_output_resolution"
-
-
-@pytest.fixture(scope="module")
-def exercises():
-    return load_course(ROOT / "solutions")
 
 
 def _rows(student: str, conv: float, manual="") -> list[GradeRow]:
@@ -34,7 +27,7 @@ def _rows(student: str, conv: float, manual="") -> list[GradeRow]:
 
 
 @pytest.fixture
-def graded(tmp_path, exercises):
+def graded(tmp_path, course):
     """Two submissions with written answers, their grades CSV and the sheet `seglab grade` writes."""
     folder = tmp_path / "class"
     folder.mkdir()
@@ -43,7 +36,7 @@ def graded(tmp_path, exercises):
         _answer(folder / f"{student}.ipynb", answer)
     out = tmp_path / "grades.csv"
     write_csv(_rows("alice", 2) + _rows("bob", 0), out)
-    sheet = write_sheet(collect_answers(folder, exercises), sheet_path(out))
+    sheet = write_sheet(collect_answers(folder, course), sheet_path(out))
     return folder, out, sheet
 
 
@@ -83,17 +76,17 @@ def test_a_filled_sheet_merges_into_the_grades(graded, capsys):
 
 @pytest.mark.parametrize("student, points, problem", [
     ("alice", "4", "outside 0 to 3"), ("alice", "-1", "outside 0 to 3"), ("alice", "good", "not a number")])
-def test_bad_points_are_rejected_with_the_line(graded, exercises, student, points, problem):
+def test_bad_points_are_rejected_with_the_line(graded, course, student, points, problem):
     _, out, sheet = graded
     _fill(sheet, **{student: (points, "")})
     with pytest.raises(ManualSheetError, match=f"line 2: .*{problem}"):
-        read_sheet(sheet, read_csv(out), exercises)
+        read_sheet(sheet, read_csv(out), course)
     before = out.read_bytes()
     assert main(["grade", "manual", str(sheet), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 2
     assert out.read_bytes() == before  # nothing merged
 
 
-def test_unknown_students_and_questions_are_rejected(graded, exercises):
+def test_unknown_students_and_questions_are_rejected(graded, course):
     _, out, sheet = graded
     rows = [*_sheet(sheet),
             {"student": "mallory", "notebook": NOTEBOOK, "question": QUESTION, "max": "3", "points": "3",
@@ -105,7 +98,7 @@ def test_unknown_students_and_questions_are_rejected(graded, exercises):
         writer.writeheader()
         writer.writerows(rows)
     with pytest.raises(ManualSheetError) as error:
-        read_sheet(sheet, read_csv(out), exercises)
+        read_sheet(sheet, read_csv(out), course)
     assert "unknown student 'mallory'" in str(error.value)
     assert "no hand-graded question 'check_conv_output_size'" in str(error.value)  # automatic points stay automatic
 
@@ -113,26 +106,26 @@ def test_unknown_students_and_questions_are_rejected(graded, exercises):
 def _answer(path, text):
     """Write ``text`` as the submission's answer to the hand-graded question."""
     notebook = nbformat.read(path, as_version=4)
-    next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == QUESTION).source = text
+    by_grade_id(notebook, QUESTION).source = text
     nbformat.write(notebook, path)
 
 
-def test_a_re_run_keeps_every_edit(graded, exercises):
+def test_a_re_run_keeps_every_edit(graded, course):
     folder, _, sheet = graded
     _fill(sheet, alice=("2", "good"))
     _answer(folder / "bob.ipynb", "New text.")
     (folder / "alice.ipynb").unlink()  # alice's submission is gone from this batch: her grading stays
-    write_sheet(collect_answers(folder, exercises), sheet)
+    write_sheet(collect_answers(folder, course), sheet)
     rows = {r["student"]: r for r in _sheet(sheet)}
     assert (rows["alice"]["points"], rows["alice"]["comment"]) == ("2", "good")
     assert rows["bob"]["answer"] == "New text."
 
 
-def test_a_changed_answer_keeps_its_points_and_is_flagged(graded, exercises):
+def test_a_changed_answer_keeps_its_points_and_is_flagged(graded, course):
     folder, _, sheet = graded
     _fill(sheet, bob=("1", "vague"))
     _answer(folder / "bob.ipynb", "Changed.")
-    write_sheet(collect_answers(folder, exercises), sheet)
+    write_sheet(collect_answers(folder, course), sheet)
     bob = next(r for r in _sheet(sheet) if r["student"] == "bob")
     assert bob["points"] == "1" and bob["comment"].startswith("[answer changed") and bob["answer"] == "Changed."
 

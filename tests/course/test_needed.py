@@ -2,12 +2,11 @@
 
 import pytest
 
-from seglab.course.graded import load_course
 from seglab.course.needed import needed_cells
 from seglab.course.plan import plan_submission
 from seglab.course.probes import grading_notebook
 from seglab.course.submissions import parse_submission
-from tests.test_grade import ROOT
+from tests.support import ROOT
 
 
 def run(*sources, targets, trusted=()):
@@ -74,9 +73,8 @@ def test_harmless_magics_and_the_setup_cell():
                "def answer():\n    return torch.ones(1)", targets=[3], trusted=[0]) == [0, 1, 3]
 
 
-def test_the_course_notebooks_run_only_imports_answers_and_checks():
+def test_the_course_notebooks_run_only_imports_answers_and_checks(course):
     """In every released notebook, grading skips the figures, widgets and training runs."""
-    course = load_course(ROOT / "solutions")
     for name, graded in course.exercises.items():
         checks = {e.grade_id for e in graded if e.kind == "check"}
         if not checks:
