@@ -322,16 +322,16 @@ def grade_class(submissions: str | Path, options: GradeOptions, *, out: str | Pa
                  on_student=lambda student_rows: append_csv(student_rows, out))
     rows = sorted(previous + rows, key=lambda r: (r.student, r.notebook))
     course = load_course(options.solutions_dir)
-    write_sheet(collect_answers(submissions, course), sheet)
     batch = Batch(rows, out, sheet, resumed)
-    try:
+    try:  # a sheet the tutor broke (a maximum edited to text ...) is left as it is: the automatic grades stand
+        write_sheet(collect_answers(submissions, course), sheet)
         entries = read_sheet(sheet, rows, course)
         batch.rows, batch.merged = merge_manual(rows, entries), len(entries)
-    except ValueError as error:  # ManualSheetError: a sheet with mistakes; the automatic grades stand
+    except ValueError as error:  # ManualSheetError: what to fix, line by line
         batch.sheet_problem = str(error)
     write_csv(batch.rows, out)
-    if options.feedback_dir is not None:
-        batch.pages = len(write_pages(options.feedback_dir, batch.rows, read_entries(sheet)))
+    if options.feedback_dir is not None:  # the pages show hand-graded points only once they are merged
+        batch.pages = len(write_pages(options.feedback_dir, batch.rows, [] if batch.sheet_problem else entries))
     return batch
 
 

@@ -182,3 +182,20 @@ def test_wide_export_has_one_row_per_student(tmp_path):
     assert table["alice"]["01:answer_output_resolution"] == "3" and table["alice"]["total"] == "5"
     assert table["bob"]["01:answer_output_resolution"] == "" and table["bob"]["02:check_bilinear_kernel"] == "2"
     assert table["alice"]["02:check_bilinear_kernel"] == "" and table["bob"]["total"] == "2"
+
+
+def test_a_broken_sheet_leaves_the_batch_and_the_sheet_as_they_are(tmp_path, capsys):
+    """A tutor's edit that breaks the sheet (a maximum typed over) is said, with the line's student and
+    question; the batch still writes its grades, and the sheet is not rewritten (nothing the tutor typed is
+    lost)."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "zoe.ipynb").write_text("not a notebook")  # graded at once, no kernel
+    sheet = tmp_path / "g-manual.csv"
+    text = "student,notebook,question,max,points,comment,answer\nzoe,01_x.ipynb,answer_q,lots,3,good,x\n"
+    sheet.write_text(text)
+    assert main(["grade", "run", str(folder), "--out", str(tmp_path / "g.csv"), "--solutions", str(ROOT / "solutions"),
+                 "--sandbox", "none", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "zoe, answer_q" in err and "'lots' is not a number" in err and "Traceback" not in err
+    assert sheet.read_text() == text and [r.student for r in read_csv(tmp_path / "g.csv")] == ["zoe"]
