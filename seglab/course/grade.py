@@ -112,7 +112,12 @@ def _grade_plan(student: str, plan: Plan, course: Course, options: GradeOptions)
     rng = random.Random(f"{options.seed}:{student}:{name}")  # fresh cases for every student, repeatable for a batch
     chosen = {gid: specs[gid].make_cases(rng, cell.cases or specs[gid].cases) for gid, cell in official.items()}
     attempt = Attempt(plan, official, specs, chosen, plan.student_code())
-    findings = scan_cells({p: plan.cells[p].source for p in attempt.student_code})
+    code = {p: plan.cells[p].source for p in attempt.student_code}
+    if sum(len(source.encode("utf-8", "replace")) for source in code.values()) > LIMITS.code_bytes:
+        raise UnreadableSubmission(f"not graded: more than {LIMITS.code_bytes // 1024} KiB of code in all (an "
+                                   "answer needs a few KiB)")
+    setup = plan.release.cells[plan.release.setup].source if plan.release.setup is not None else ""
+    findings = scan_cells(code, trusted=(setup,))
     skipped = {f.cell - 1 for f in findings}
 
     verdicts: dict[str, Verdict] = {}
@@ -146,8 +151,8 @@ def _run(attempt: Attempt, skipped: set[int], options: GradeOptions, *, only_nee
     grading = probe_notebook(attempt.plan, attempt.official, attempt.chosen, skipped)
     sources = [cell.source for cell in grading.notebook.cells]
     needed = needed_cells(sources, grading.targets, trusted=grading.trusted) if only_needed else None
-    stop_reason = run_sandboxed(grading.notebook, needed, set(grading.probe_cells.values()), options)
-    return read_run(grading, stop_reason, needed)
+    stop_reason, completed = run_sandboxed(grading.notebook, needed, set(grading.probe_cells.values()), options)
+    return read_run(grading, stop_reason, needed, completed)
 
 
 # --- a batch ----------------------------------------------------------------------------------------------------
@@ -178,8 +183,10 @@ def _grade_job(job: tuple) -> list[GradeRow]:
 
 def _plan_jobs(path, course: Course) -> list[_Job]:
     """Every submission read once (:func:`seglab.course.submissions.collect`), told which notebook it
-    is; refused ones, and second copies of one student's notebook, carry the reason."""
-    jobs, first = [], {}
+    is; refused ones, and second copies of one student's notebook, carry the reason. Of several copies, one
+    that can be graded is graded, and only one: a refused copy beside it (an empty file, a link) never adds
+    a second set of rows."""
+    jobs, keys = [], []
     for submission in collect(path):
         label = submission.path or submission.name
         try:
@@ -193,14 +200,19 @@ def _plan_jobs(path, course: Course) -> list[_Job]:
         except Exception as error:  # nothing one submission holds stops the batch
             job = _Job(submission.student, label, NOT_GRADED, None,
                        f"{label}: not read ({type(error).__name__}: {str(error)[:200]})")
-        key = (submission.key, job.notebook)
-        if key in first and job.refused is None:
-            job.refused, job.data = (f"a second copy of {job.notebook} ({label}); only {first[key]} is graded: "
-                                     "hand in one copy per notebook"), None
-            job.notebook = f"{job.notebook} (second copy)"
-        elif job.refused is None:
-            first[key] = label
         jobs.append(job)
+        keys.append((submission.key, job.notebook))
+    graded: dict[tuple, str] = {}  # the copy of each student's notebook that counts: the first readable one,
+    for job, key in zip(jobs, keys, strict=True):  # else the first refused one
+        if job.refused is None and key not in graded:
+            graded[key] = job.file
+    for job, key in zip(jobs, keys, strict=True):
+        graded.setdefault(key, job.file)
+        if graded[key] != job.file:
+            why = "" if job.refused is None else f" ({job.refused})"
+            job.refused, job.data = (f"a second copy of {job.notebook} ({job.file}{why}); only {graded[key]} is "
+                                     "graded: hand in one copy per notebook"), None
+            job.notebook = f"{job.notebook} (second copy)"
     return jobs
 
 
@@ -324,7 +336,8 @@ def grade_class(submissions: str | Path, options: GradeOptions, *, out: str | Pa
     course = load_course(options.solutions_dir)
     batch = Batch(rows, out, sheet, resumed)
     try:  # a sheet the tutor broke (a maximum edited to text ...) is left as it is: the automatic grades stand
-        write_sheet(collect_answers(submissions, course), sheet)
+        answers = [e for e in collect_answers(submissions, course) if in_shard(e.student, options.shard)]
+        write_sheet(answers, sheet)  # a shard's sheet holds its own students, as its grades do
         entries = read_sheet(sheet, rows, course)
         batch.rows, batch.merged = merge_manual(rows, entries), len(entries)
     except ValueError as error:  # ManualSheetError: what to fix, line by line
@@ -360,7 +373,12 @@ def merge_shards(csvs: list[str | Path], out: str | Path) -> Batch:
     write_csv(batch.rows, out)
     sheets = [sheet_path(path) for path in csvs if sheet_path(path).is_file()]
     if sheets:  # the shards' answers to grade by hand, in one sheet beside the joined grades
-        write_sheet([entry for sheet in sheets for entry in read_entries(sheet)], batch.sheet)
+        entries: dict[tuple, object] = {}
+        for entry in (entry for sheet in sheets for entry in read_entries(sheet)):
+            kept = entries.get(entry.key)
+            if kept is None or not (kept.points.strip() or kept.comment.strip()):  # what a tutor filled in wins
+                entries[entry.key] = entry
+        write_sheet(list(entries.values()), batch.sheet)
     else:
         batch.sheet = None
     return batch

@@ -45,11 +45,16 @@ def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
     """A verdict per check of ``attempt`` from what ``run`` returned."""
     # the student's other cells that ran: a helper their answer calls is part of their answer
     own = [attempt.plan.cells[p].source for p in sorted((run.ran & attempt.student_code) - attempt.answer_cells)]
+    # a pasted copy of seglab's code counts wherever it stands, another exercise's answer cell included (an
+    # off-limits name does not: another exercise may need it)
+    every = [attempt.plan.cells[p].source for p in sorted(attempt.student_code)]
     found = {}
     for gid, cell in attempt.official.items():
         spec = attempt.specs[gid]
-        code = "\n".join([attempt.answer_source(gid), *own])
-        used, copied = names_used(code, spec.off_limits.names), copied_reference(code, spec.off_limits)
+        answer = attempt.answer_source(gid)
+        used = names_used("\n".join([answer, *own]), spec.off_limits.names)  # (unparsable: names searched as text)
+        # cell by cell: a cell that does not parse (it fails when it runs, too) hides no copy in the others
+        copied = next(filter(None, (copied_reference(source, spec.off_limits) for source in (answer, *every))), None)
         outcome = run.outcomes[gid]
         if copied:
             found[gid] = Verdict(0, f"your answer is a copy of {copied}, seglab's own code, which this exercise "

@@ -44,10 +44,16 @@ def _met_name_error(cells, outcomes: dict[str, object]) -> bool:
         for found in outcomes.values() if isinstance(found, list) for outcome in found)
 
 
-def read_run(grading: GradingNotebook, stop_reason: str | None, needed: set[int] | None) -> Run:
-    """The :class:`Run` of an executed grading notebook; ``needed``: the cells that ran (``None``: all)."""
+def read_run(grading: GradingNotebook, stop_reason: str | None, needed: set[int] | None,
+             completed: set[int]) -> Run:
+    """The :class:`Run` of an executed grading notebook; ``needed``: the cells that were to run (``None``: all),
+    ``completed``: those that ran to their end. A probe's outcomes count only from a probe cell that ended
+    without an error: the probe shows them last, so outcomes beside an error, or in a cell whose kernel died,
+    were shown by the student's code (a copy of the token read while the probe waited for the answer)."""
     cells = grading.notebook.cells
-    outcomes = {gid: outcomes_of(cells[index], grading.tokens[gid]) for gid, index in grading.probe_cells.items()}
     errors = {gid: cell_error(cells[index]) for gid, index in grading.probe_cells.items()}
+    outcomes = {gid: outcomes_of(cells[index], grading.tokens[gid])
+                if index in completed and errors[gid] is None else None
+                for gid, index in grading.probe_cells.items()}
     ran = {position for index, position in grading.origin.items() if needed is None or index in needed}
     return Run(outcomes, errors, stop_reason, needed is not None, _met_name_error(cells, outcomes), ran)

@@ -17,9 +17,12 @@ __all__ = ["run_sandboxed"]
 KERNEL_LOG_TAIL = 500  # bytes of the kernel's console quoted when it could not start
 
 
-def run_sandboxed(notebook, cells: set[int] | None, probe_cells: set[int], options: GradeOptions) -> str | None:
-    """Run ``cells`` of ``notebook`` (all when ``None``) in place, in a fresh sandboxed kernel; why it stopped
-    early (``None``: every cell ran)."""
+def run_sandboxed(notebook, cells: set[int] | None, probe_cells: set[int],
+                  options: GradeOptions) -> tuple[str | None, set[int]]:
+    """Run ``cells`` of ``notebook`` (all when ``None``) in place, in a fresh sandboxed kernel. ``(why it stopped
+    early or None, the cells that ran to their end)``: a cell in which the kernel died or was stopped is not
+    among them (what it showed before may be anybody's)."""
+    completed: set[int] = set()
     # the kernel's console goes to a file of the grader's own, in a folder the sandbox does not see
     with tempfile.TemporaryDirectory(prefix="seglab-grade-") as workdir, \
             tempfile.TemporaryDirectory(prefix="seglab-log-") as private:
@@ -32,7 +35,8 @@ def run_sandboxed(notebook, cells: set[int] | None, probe_cells: set[int], optio
                 stop_reason = execute_notebook(notebook, workdir, timeout=options.timeout,
                                                total_timeout=options.total_timeout, kernel_manager=kernel.manager,
                                                cell_output_bytes=options.limits.output_bytes, kernel_log=log,
-                                               cells=cells, large_output_cells=probe_cells)
+                                               cells=cells, large_output_cells=probe_cells,
+                                               on_cell=completed.add)
             if stop_reason and stop_reason.startswith("could not run"):
                 with open(log_path, "rb") as log:
                     log.seek(max(0, os.fstat(log.fileno()).st_size - KERNEL_LOG_TAIL))
@@ -41,4 +45,4 @@ def run_sandboxed(notebook, cells: set[int] | None, probe_cells: set[int], optio
             kernel.cleanup()
     if kernel.killed_reason:
         stop_reason = f"the sandbox was stopped: {kernel.killed_reason}"
-    return stop_reason
+    return stop_reason, completed

@@ -10,6 +10,9 @@ trusted (:mod:`seglab.course.grade` gives its automatic exercises zero and says 
 * **watching or rewriting other code**: tracers and profilers (``sys.settrace``, ``sys.setprofile``,
   ``threading.settrace`` ...), frame inspection (``sys._getframe``, ``inspect.currentframe``, ``f_back``,
   ``f_locals``, ``gc.get_referrers``), the cell history (``In``, ``_ih``, ``_i3`` ...), ``ctypes``;
+* **patching other code**: assigning to (or deleting) an attribute of a module or an object the cells
+  imported (``IPython.display.display = ...``, ``import seglab as s; s.checks.run_answer = ...``), also
+  through ``setattr`` or a plain alias (``m = torch.nn.functional``);
 * **code the scan cannot read**: ``exec``, ``eval``, ``compile``, ``__import__``, ``importlib``, ``builtins``,
   ``getattr``/``setattr``/``delattr`` with a computed name, ``globals()``, ``vars()``, ``pickle``/``marshal``;
 * **running outside the answer's own thread or process**: ``threading``, ``_thread``,
@@ -27,7 +30,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-__all__ = ["LIMITS", "Finding", "ScanLimits", "python_of", "scan_cells", "scan_source"]
+__all__ = ["LIMITS", "Finding", "ScanLimits", "imported_names", "python_of", "scan_cells", "scan_source"]
 
 HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "conda", "config", "precision", "who", "whos", "pwd",
                    "autosave", "page", "pinfo", "pinfo2", "psearch", "history"}
@@ -83,6 +86,7 @@ class ScanLimits:
     cell_bytes: int = 256 * 2**10  # of one cell's source
     notebook_bytes: int = 32 * 2**20  # of the notebook file
     nodes: int = 200_000  # AST nodes of one cell
+    code_bytes: int = 512 * 2**10  # of all the student's code together (an honest notebook holds tens of KiB)
 
 
 LIMITS = ScanLimits()
@@ -134,8 +138,72 @@ def _imported(names: list[str]) -> list[str]:
     return found
 
 
-def scan_source(source: str, *, limits: ScanLimits = LIMITS) -> list[str]:
-    """What one cell's source does that grading cannot allow (empty: nothing)."""
+def imported_names(sources, *, limits: ScanLimits | None = None) -> set[str]:
+    """The names that imports bind in ``sources`` (``import a.b as c``: c; ``import a.b``: a; ``from a import b``:
+    b), and the names plainly assigned from one of them (``m = torch.nn.functional``: m), as far as the sources
+    show."""
+    limits = limits or LIMITS
+    trees = []
+    for source in sources:
+        if len(source.encode("utf-8", "surrogatepass")) > limits.cell_bytes:
+            continue  # not read (scan_source refuses the cell: it never runs)
+        try:
+            trees.append(ast.parse(python_of(source)))
+        except Exception:  # not Python, or too odd to read: scan_source says so for its cell
+            continue
+    found: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                found |= {alias.asname or alias.name for alias in node.names if alias.name != "*"}
+    aliases = [(target.id, _base(node.value)) for tree in trees for node in ast.walk(tree)
+               if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)]
+    while True:  # m = torch; n = m.nn: both are modules
+        more = {name for name, base in aliases if base in found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def _base(node: ast.AST) -> str | None:
+    """The name an attribute chain starts from (``a`` of ``a.b.c``), ``None`` when it starts elsewhere."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _patched(node: ast.AST, modules: set[str]) -> list[str]:
+    """The attributes of imported names that ``node`` assigns or deletes (or sets with ``setattr``)."""
+    targets = []
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension)):
+        targets = [node.target]
+    elif isinstance(node, ast.Delete):
+        targets = node.targets
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+    stored = []
+    while targets:  # a, (b.c, *d) = ...: every target of an unpacking
+        target = targets.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            targets += target.elts
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+        else:
+            stored.append(target)
+    found = [_dotted(t) for t in stored if isinstance(t, ast.Attribute) and _base(t) in modules]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") \
+            and node.args and _base(node.args[0]) in modules:
+        found.append(f"{node.func.id}({_dotted(node.args[0])}, ...)")
+    return found
+
+
+def scan_source(source: str, *, limits: ScanLimits = LIMITS, modules: set[str] = frozenset()) -> list[str]:
+    """What one cell's source does that grading cannot allow (empty: nothing). ``modules``: names that other
+    cells imported (this cell's own imports are added)."""
     if len(source.encode("utf-8", "surrogatepass")) > limits.cell_bytes:
         return [f"has more than {limits.cell_bytes // 1024} KiB of code"]
     try:
@@ -148,6 +216,7 @@ def scan_source(source: str, *, limits: ScanLimits = LIMITS) -> list[str]:
     except Exception as error:  # IPython's transformer on odd input
         return [f"cannot be read ({type(error).__name__})"]
     found: list[str] = []
+    modules = set(modules) | imported_names([source], limits=limits)
 
     def add(what: str) -> None:
         if what not in found:
@@ -159,6 +228,8 @@ def scan_source(source: str, *, limits: ScanLimits = LIMITS) -> list[str]:
     for count, node in enumerate(ast.walk(tree)):
         if count > limits.nodes:
             return [f"has more than {limits.nodes} syntax nodes"]
+        for patched in _patched(node, modules):
+            add(f"changes {patched}, code it imported (a cell must not patch other code)")
         if isinstance(node, ast.Import):
             for what in _imported([alias.name for alias in node.names]):
                 add(what)
@@ -220,7 +291,9 @@ def scan_source(source: str, *, limits: ScanLimits = LIMITS) -> list[str]:
     return found
 
 
-def scan_cells(sources: dict[int, str], *, limits: ScanLimits = LIMITS) -> list[Finding]:
-    """Findings for the cells ``{index in the notebook: source}`` (indices 0-based; findings number them from 1)."""
-    return [Finding(index + 1, what) for index, source in sorted(sources.items()) for what in scan_source(source,
-                                                                                                          limits=limits)]
+def scan_cells(sources: dict[int, str], *, limits: ScanLimits = LIMITS, trusted: tuple[str, ...] = ()) -> list[Finding]:
+    """Findings for the cells ``{index in the notebook: source}`` (indices 0-based; findings number them from 1).
+    ``trusted``: the sources of the release's own cells that run too (their imports are modules as well)."""
+    modules = imported_names([*trusted, *sources.values()], limits=limits)
+    return [Finding(index + 1, what) for index, source in sorted(sources.items())
+            for what in scan_source(source, limits=limits, modules=modules)]

@@ -113,6 +113,45 @@ def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
     "paster": "PASTED",
     # a 120,000-term expression (too deep to parse), in a cell an answer needs
     "expression": "LIMIT = " + "+".join(["1"] * 120_000),
+    # round three (a helper's attack on the reorganised grader): display patched to swap the outcomes the
+    # probe shows for answers computed after the run-time watch ended
+    "shower": """import IPython.display as shown
+import torch
+real_show, calls = shown.display, []
+def show(*objects, **options):
+    for value in (v for obj in objects if isinstance(obj, dict) for v in obj.values()):
+        if isinstance(value, dict) and "outcomes" in value and calls:
+            value["outcomes"] = [{"output": torch.nn.MaxPool1d(k, s, p, ceil_mode=c)(torch.zeros(1, 1, i)).shape[-1]}
+                                 for i, k, s, p, c in calls]
+            calls.clear()
+    return real_show(*objects, **options)
+shown.display = show
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    calls.append((i, k, s or k, p, ceil_mode))
+    return 0""",
+    # the package object: seglab.checks.run_answer replaced by one that answers with PyTorch
+    "runner": """import seglab as course_package
+import torch
+def fake_run(ex, objects, cases):
+    return [{"output": torch.nn.MaxPool1d(c["k"], c["s"] or c["k"], c["p"], ceil_mode=c["ceil_mode"])(
+        torch.zeros(1, 1, c["i"])).shape[-1]} for c in cases]
+course_package.checks.run_answer = fake_run""",
+    # the probe's token and cases read from the stack, answers shown with the token, then the kernel ended
+    # before the probe could show its own
+    "stacker": """import ast, os, traceback
+import torch
+from IPython.display import display
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    for frame in traceback.extract_stack():
+        if frame.line and frame.line.startswith("_seglab_probe('pool_output_size'"):
+            call = ast.parse(frame.line).body[0].value
+            cases, token = (ast.literal_eval(a) for a in call.args[1:3])
+            import json
+            outcomes = [{"output": torch.nn.MaxPool1d(c["k"], c["s"] or c["k"], c["p"], ceil_mode=c["ceil_mode"])(
+                torch.zeros(1, 1, c["i"])).shape[-1]} for c in json.loads(cases)]
+            display({"application/vnd.seglab.outcomes+json": {"token": token, "outcomes": outcomes}}, raw=True)
+            os._exit(0)
+    return 0""",
 }
 def _pasted_reference() -> str:
     import inspect

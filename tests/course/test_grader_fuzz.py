@@ -57,6 +57,12 @@ def _released(name: str) -> list:
     ("%run other.py", "magic %run"),
     ("!cat /etc/passwd", "shell command"),
     ("x = " + "+".join(["1"] * 150_000), "KiB of code"),
+    # round three: patching other code (the probe's display, the checks through the package object)
+    ("import IPython.display as shown\nshown.display = print", "changes shown.display"),
+    ("import seglab as s\ns.checks.run_answer = None", "changes s.checks.run_answer"),
+    ("import torch\nm = torch.nn.functional\nm.conv2d, x = None, 1", "changes m.conv2d"),
+    ("import torch\nsetattr(torch, 'zeros', None)", "changes setattr(torch, ...)"),
+    ("from IPython import display\ndel display.display", "changes display.display"),
 ])
 def test_the_scan_finds_what_must_not_run(source, found):
     assert any(found in what for what in scan_source(source)), scan_source(source)
@@ -67,6 +73,9 @@ def test_the_scan_finds_what_must_not_run(source, found):
     "from IPython.display import display, Markdown\ndisplay(Markdown('**hi**'))",
     "import math, os.path\nsize = getattr(layer, 'stride', 1)\nprint(os.path.join('a', 'b'))",
     "import torch\nimport torch.nn.functional as F\ny = F.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2))",
+    # attributes of the student's own objects are theirs to set
+    "from torch import nn\nlayer = nn.Conv2d(1, 1, 3)\nlayer.weight.data = layer.weight.data * 0\n"
+    "class Up(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.scale = 2",
 ])
 def test_the_scan_passes_honest_code(source):
     assert scan_source(source) == []
@@ -232,7 +241,7 @@ def test_fuzz_a_submission_with_any_outputs_gets_its_rows(tmp_path_factory, outp
         for index in probe_cells:
             notebook.cells[index].outputs = [dict(output, data={MIME: dict(output["data"][MIME], token=token)})
                                              for output in outputs for token in [_token(notebook.cells[index])]]
-        return None
+        return None, set(probe_cells)
 
     original = grading.run_sandboxed
     grading.run_sandboxed = fake_run
