@@ -128,7 +128,8 @@ def _grade_plan(student: str, plan: Plan, course: Course, options: GradeOptions)
                                                   for gid, v in verdicts.items())):
             # the slice may have missed what an answer depends on (a change made through a call): every cell
             again = judge(attempt, _run(attempt, skipped, options, only_needed=False))
-            verdicts = {gid: max(verdicts[gid], again[gid], key=lambda v: v.points) for gid in official}
+            # the better points count; on a tie the run that saw every cell says why
+            verdicts = {gid: max(again[gid], verdicts[gid], key=lambda v: v.points) for gid in official}
     note = " ".join(f"Not run: {finding}." for finding in findings)
     for gid, verdict in verdicts.items():
         rows[gid].points, rows[gid].message = verdict.points, verdict.message

@@ -45,7 +45,8 @@ TRACERS = {"settrace", "setprofile", "_settraceallthreads", "_setprofileallthrea
 FRAMES = {"_getframe", "currentframe", "getouterframes", "getinnerframes", "f_back", "f_locals",
           "f_globals", "f_code", "f_builtins", "tb_frame", "gi_frame", "cr_frame", "get_referrers", "get_referents",
           "get_objects", "_current_frames", "_current_exceptions", "__code__", "__globals__", "__closure__",
-          "co_consts", "__subclasses__", "__reduce_ex__"}
+          "co_consts", "__subclasses__", "__reduce_ex__", "extract_stack", "walk_stack", "format_stack", "print_stack",
+          "walk_tb"}
 DYNAMIC_ATTRIBUTES = {"__dict__", "__getattribute__", "__builtins__", "__import__", "__loader__", "__spec__"}
 DYNAMIC = {"exec", "eval", "compile", "__import__", "globals", "vars", "breakpoint", "__builtins__",
            "__builtin__", "__loader__", "__spec__"}
