@@ -13,27 +13,77 @@ leaves behind to forge an output is found by the grader's source scan (:mod:`seg
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import sys
 from collections.abc import Callable
 
 from seglab.checks import MESSAGE_CHARS, exercise, run_answer
+from seglab.checks.origin import library_of
 from seglab.checks.wire import decode
 
-__all__ = ["MIME", "outcomes_of", "probe", "probe_source"]
+__all__ = ["MIME", "outcomes_of", "probe", "probe_source", "replaced"]
 
 MIME = "application/vnd.seglab.outcomes+json"
 
 
-def probe(exercise_id: str, cases: str, token: str, objects: Callable[[], tuple]) -> None:
-    """Evaluate ``objects()`` (the student's answer) on ``cases`` (JSON); show the outcomes as this cell's output."""
-    from IPython.display import display
+# What the probe runs through: a function of these modules that is the notebook's own code (a cell assigned it,
+# however it reached the module) means the probe's outcomes or its display could be the notebook's.
+WATCHED_MODULES = ("seglab.checks", "seglab.checks.probe", "seglab.checks.wire", "seglab.checks.borrowed",
+                   "seglab.checks.origin", "IPython.core.display_functions", "IPython.display")
 
+
+def _code_of(value):
+    """The code object behind a function, a decorated function, a partial or a bound method (``None``: none)."""
+    if isinstance(value, functools.partial):
+        value = value.func
+    try:
+        value = inspect.unwrap(value)
+    except ValueError:  # a loop of __wrapped__: not a library's
+        return "loop"
+    value = getattr(value, "__func__", value)
+    return getattr(value, "__code__", None)
+
+
+def replaced(module_names=WATCHED_MODULES) -> list[str]:
+    """``module.name`` of every function in the probe's modules (and the exercise's) that the notebook defined."""
+    found = []
+    for name in module_names:
+        module = sys.modules.get(name)
+        for attribute, value in list(getattr(module, "__dict__", {}).items()):
+            if isinstance(value, type) or inspect.ismodule(value) or not callable(value):
+                continue
+            code = _code_of(value)
+            if code == "loop" or (code is not None and library_of(code.co_filename) is None):
+                found.append(f"{name}.{attribute}")
+    return found
+
+
+def _refuse_replaced() -> None:
+    checks = [name for name in sys.modules if name.startswith("seglab.checks.")]  # the exercises' modules too
+    changed = replaced((*WATCHED_MODULES, *checks))
+    if changed:
+        raise RuntimeError(f"the notebook replaced the grader's code ({', '.join(sorted(set(changed)))[:300]}): "
+                           "this check cannot run")
+
+
+def probe(exercise_id: str, cases: str, token: str, objects: Callable[[], tuple]) -> None:
+    """Evaluate ``objects()`` (the student's answer) on ``cases`` (JSON); show the outcomes as this cell's output.
+    Raises, showing nothing, when a function the probe runs through is the notebook's own (the scan refuses the
+    cells that do that; this is the second layer)."""
+    import IPython.core.display_functions
+    import IPython.display
+
+    _refuse_replaced()
+    display = IPython.core.display_functions.display
     try:
         answer = objects()
     except NameError as error:
         outcomes = [{"stop": f"{str(error)[:MESSAGE_CHARS]}: run the cell that defines your answer"}]
     else:
         outcomes = run_answer(exercise(exercise_id), answer, [decode(case) for case in json.loads(cases)])
+    _refuse_replaced()  # the answer itself may have replaced something while it ran
     display({MIME: {"token": token, "outcomes": outcomes}}, raw=True)
 
 

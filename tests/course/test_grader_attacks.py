@@ -136,6 +136,13 @@ def fake_run(ex, objects, cases):
     return [{"output": torch.nn.MaxPool1d(c["k"], c["s"] or c["k"], c["p"], ceil_mode=c["ceil_mode"])(
         torch.zeros(1, 1, c["i"])).shape[-1]} for c in cases]
 course_package.checks.run_answer = fake_run""",
+    # both replacements again, through a list the scan does not follow: the probe finds them itself
+    "lister": """import IPython.display as shown
+import seglab as course_package
+[shown][0].display = lambda *objects, **options: None
+[course_package][0].checks.run_answer = lambda ex, objects, cases: [{"output": 1}] * len(cases)
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 0""",
     # the probe's token and cases read from the stack, answers shown with the token, then the kernel ended
     # before the probe could show its own
     "stacker": """import ast, os, traceback

@@ -144,3 +144,32 @@ def test_each_shard_sheets_its_own_students_and_merging_keeps_what_was_filled(tm
     entries = {entry.key: entry for entry in read_entries(merged.sheet)}
     assert {entries[key].comment for _, key in outs} == {"read by tutor 1", "read by tutor 2"}
     assert {row.student for row in merged.rows} == set(students)
+
+
+# --- the probe: the second layer under the scan ------------------------------------------------------------------
+
+
+def test_the_probe_finds_grading_code_the_notebook_replaced(monkeypatch):
+    """However a cell reached it (the scan refuses the plain ways), a function of the probe's modules that is
+    the notebook's own code stops the probe before it shows anything."""
+    import functools
+
+    import IPython.display
+
+    import seglab.checks
+    from seglab.checks import probe
+
+    assert probe.replaced() == []
+    namespace: dict = {}
+    exec(compile("def show(*a, **k):\n    return None", "/tmp/ipykernel_1/123.py", "exec"), namespace)  # a cell
+    for module, name, value in ((IPython.display, "display", namespace["show"]),
+                                (seglab.checks, "run_answer", functools.partial(namespace["show"]))):
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, value)
+            assert probe.replaced() == [f"{module.__name__}.{name}"]
+            try:
+                probe.probe("conv_output_size", "[]", "t", lambda: (lambda *a: 0,))
+            except RuntimeError as error:
+                assert "replaced the grader's code" in str(error)
+            else:
+                raise AssertionError("the probe ran through the notebook's code")
