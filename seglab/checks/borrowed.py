@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _thread
 import ast
+import contextlib
 import copy
 import functools
 import inspect
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from seglab.checks.fingerprint import fingerprints, normalise
 from seglab.checks.origin import library_of
+from seglab.checks.processes import CALL, OtherProcesses, calling
 
 __all__ = [
     "ALL_OPS",
@@ -320,12 +322,15 @@ _PATCH_LOCK = threading.Lock()
 @contextmanager
 def watch(off_limits: OffLimits):
     """Record, in the yielded list, the off-limits code and operators that run inside the block, in this
-    thread or in any thread that runs during it."""
+    thread or in any thread that runs during it, and any process besides this one that could run then: the
+    others are paused for the block, and one started during it is recorded (:mod:`seglab.checks.processes`).
+    Where the grader's guard is installed, no process can be started from Python during the block at all."""
     found: list[str] = []
     patterns = _code_patterns(off_limits.code)
     ops = frozenset(off_limits.ops)
     active = [True]
     started: set[int] = set()
+    processes = OtherProcesses(sandboxed=CALL.sandboxed)
 
     def profile(frame, event, arg):
         if not active[0]:  # a thread started during the call that outlives it: stop watching it
@@ -342,6 +347,7 @@ def watch(off_limits: OffLimits):
     def watched(function, args, kwargs=None):
         def run(*a, **kw):
             started.add(threading.get_ident())
+            processes.note_thread()
             if not active[0]:
                 return function(*a, **kw)
             if patterns:
@@ -359,6 +365,9 @@ def watch(off_limits: OffLimits):
 
     previous, previous_threading = sys.getprofile(), threading.getprofile()
     others = _Threads()
+    call = contextlib.ExitStack()
+    call.enter_context(processes)  # the others paused first: pausing sends signals, refused during the call
+    call.enter_context(calling())
     with _PATCH_LOCK:
         patched = threading._start_new_thread is original
         if patched:
@@ -380,7 +389,9 @@ def watch(off_limits: OffLimits):
         if patched:
             with _PATCH_LOCK:
                 _thread.start_new_thread = threading._start_new_thread = original
-        for label in others.ran(started):
+        elsewhere = processes.started()  # counted before the paused processes go on
+        call.close()
+        for label in others.ran(started) + [f"another process ({what})" for what in elsewhere]:
             if label not in found:
                 found.append(label)
 

@@ -61,11 +61,13 @@ def replaced(module_names=WATCHED_MODULES) -> list[str]:
 
 
 def _refuse_replaced() -> None:
+    from seglab.checks.guard import changed
+
     checks = [name for name in sys.modules if name.startswith("seglab.checks.")]  # the exercises' modules too
-    changed = replaced((*WATCHED_MODULES, *checks))
-    if changed:
-        raise RuntimeError(f"the notebook replaced the grader's code ({', '.join(sorted(set(changed)))[:300]}): "
-                           "this check cannot run")
+    found = sorted(set(replaced((*WATCHED_MODULES, *checks)))) + changed()
+    if found:
+        raise RuntimeError(f"the notebook changed {', '.join(found)[:300]}, which grading runs through: this check "
+                           "cannot run")
 
 
 def probe(exercise_id: str, cases: str, token: str, objects: Callable[[], tuple]) -> None:

@@ -44,7 +44,7 @@ from pathlib import Path
 from seglab.checks import exercises
 from seglab.course.feedback import write_pages, write_record
 from seglab.course.graded import Course, load_course
-from seglab.course.judge import Attempt, Verdict, judge
+from seglab.course.judge import Attempt, Verdict, after_refusal, judge
 from seglab.course.manual import (
     answer_text,
     collect_answers,
@@ -62,7 +62,7 @@ from seglab.course.results import Run, read_run
 from seglab.course.rows import NOT_GRADED, GradeRow, append_csv, failed_rows, merge_csvs, read_csv, write_csv
 from seglab.course.run import run_sandboxed
 from seglab.course.sandbox import SandboxUnavailable, bwrap_available
-from seglab.course.scan import LIMITS, scan_cells
+from seglab.course.scan import LIMITS, refused_cells, scan_cells
 from seglab.course.submissions import UnreadableSubmission, collect, parse_submission, read_regular
 
 __all__ = ["Batch", "GradeOptions", "grade", "grade_class", "grade_submission", "in_shard", "merge_hand_grading",
@@ -118,7 +118,8 @@ def _grade_plan(student: str, plan: Plan, course: Course, options: GradeOptions)
                                    "answer needs a few KiB)")
     setup = plan.release.cells[plan.release.setup].source if plan.release.setup is not None else ""
     findings = scan_cells(code, trusted=(setup,))
-    skipped = {f.cell - 1 for f in findings}
+    skipped = refused_cells(findings)
+    refusals, notes = [f for f in findings if f.refused], [f for f in findings if not f.refused]
 
     verdicts: dict[str, Verdict] = {}
     if official:
@@ -130,19 +131,22 @@ def _grade_plan(student: str, plan: Plan, course: Course, options: GradeOptions)
             again = judge(attempt, _run(attempt, skipped, options, only_needed=False))
             # the better points count; on a tie the run that saw every cell says why
             verdicts = {gid: max(again[gid], verdicts[gid], key=lambda v: v.points) for gid in official}
-    note = " ".join(f"Not run: {finding}." for finding in findings)
+    refused = " ".join(str(finding) for finding in refusals)
     for gid, verdict in verdicts.items():
+        verdict = after_refusal(verdict) if refused else verdict
         rows[gid].points, rows[gid].message = verdict.points, verdict.message
         if plan.checks.get(gid) is None:
             rows[gid].message = "check cell was deleted; checked at the end. " + rows[gid].message
-    if note:
-        for row in rows.values():
-            row.message = f"{note} {row.message}".strip()
+    review = " ".join(str(note) for note in notes)
+    for row in rows.values():
+        if refused:
+            row.message = f"{refused} {row.message}".strip()
+        row.review = review
     if options.feedback_dir is not None:
         texts = {e.grade_id: answer_text(plan.answer_source(e.grade_id)) or "(no answer)"
                  for e in graded if e.kind == "manual"}
         write_record(options.feedback_dir, student, name, [v.detail for v in verdicts.values() if v.detail],
-                     texts, findings=[str(f) for f in findings])
+                     texts, findings=[str(f) for f in refusals])
     return list(rows.values())
 
 

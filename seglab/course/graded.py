@@ -11,9 +11,9 @@ from pathlib import Path
 import nbformat
 
 from seglab.course.notebooks import course_notebooks, nbgrader
-from seglab.course.plan import Release, load_release
+from seglab.course.plan import Release, load_release, released_as
 
-__all__ = ["Course", "GradedCell", "check_call", "load_course"]
+__all__ = ["Course", "GradedCell", "check_call", "load_course", "released_course", "released_notebooks"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,29 @@ class Course:
 
 def load_course(solutions_dir: str | Path = "solutions") -> Course:
     """The graded cells and the release of every solution notebook in ``solutions_dir``."""
-    solutions_dir = Path(solutions_dir)
+    return _course(Path(solutions_dir), released=False)
+
+
+def released_notebooks() -> Path:
+    """Where the released notebooks are for ``seglab check``: inside the installed package (the kit's wheel
+    carries them), else the ``notebooks/`` of the repository an editable install points at."""
+    import seglab
+
+    package = Path(seglab.__file__).resolve().parent
+    inside = package / "course" / "released"
+    return inside if course_notebooks(inside) else package.parent / "notebooks"
+
+
+def released_course(notebooks_dir: str | Path | None = None) -> Course:
+    """The course as the student's kit has it: the released notebooks, their public checks (no hidden tests:
+    a check's cases are the exercise's public count). What ``seglab check`` plans and grades with."""
+    return _course(Path(notebooks_dir) if notebooks_dir is not None else released_notebooks(), released=True)
+
+
+def _course(folder: Path, *, released: bool) -> Course:
     found: dict[str, list[GradedCell]] = {}
     releases: dict[str, Release] = {}
-    for path in course_notebooks(solutions_dir):
+    for path in course_notebooks(folder):
         notebook = nbformat.read(path, as_version=4)
         graded = []
         for cell in notebook.cells:
@@ -84,7 +103,9 @@ def load_course(solutions_dir: str | Path = "solutions") -> Course:
             graded.append(GradedCell(path.name, meta["grade_id"], float(meta.get("points", 0)), kind, cell.source,
                                      objects, cases))
         found[path.name] = graded
-        releases[path.name] = load_release(notebook, path.name)
+        releases[path.name] = released_as(notebook, path.name) if released else load_release(notebook, path.name)
     if not found:
-        raise FileNotFoundError(f"no solution notebooks in {solutions_dir.resolve()}: pass --solutions")
+        if released:
+            raise FileNotFoundError(f"no released notebooks in {folder}: reinstall seglab from the course's wheel")
+        raise FileNotFoundError(f"no solution notebooks in {folder.resolve()}: pass --solutions")
     return Course(found, releases)

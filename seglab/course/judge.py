@@ -10,10 +10,11 @@ from typing import NamedTuple
 from seglab.checks import Exercise, score
 from seglab.checks.borrowed import copied_reference, names_used
 from seglab.course.graded import GradedCell
+from seglab.course.needed import needed_cells
 from seglab.course.plan import Plan
 from seglab.course.results import Run
 
-__all__ = ["Attempt", "Verdict", "judge"]
+__all__ = ["Attempt", "Verdict", "after_refusal", "judge"]
 
 
 class Verdict(NamedTuple):
@@ -41,10 +42,21 @@ class Attempt:
         return {q for positions in self.plan.answers.values() for q in positions}
 
 
+def _depended_on(attempt: Attempt, grade_id: str) -> set[int] | None:
+    """Positions of the submission's cells that the check ``grade_id`` reads, directly or through other cells
+    (the cells that define its objects, and what they read); ``None`` when the analysis cannot tell."""
+    cells = attempt.plan.cells
+    position = attempt.plan.checks.get(grade_id)
+    before = cells[:position] if position is not None else cells
+    sources = [c.get("source", "") if c.get("cell_type") == "code" and isinstance(c.get("source"), str) else ""
+               for c in before]
+    probe = "(" + ", ".join(attempt.official[grade_id].objects) + ",)"  # what the probe reads, where it stands
+    needed = needed_cells([*sources, probe], {len(sources)})
+    return None if needed is None else needed - {len(sources)}
+
+
 def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
     """A verdict per check of ``attempt`` from what ``run`` returned."""
-    # the student's other cells that ran: a helper their answer calls is part of their answer
-    own = [attempt.plan.cells[p].source for p in sorted((run.ran & attempt.student_code) - attempt.answer_cells)]
     # a pasted copy of seglab's code counts wherever it stands, another exercise's answer cell included (an
     # off-limits name does not: another exercise may need it)
     every = [attempt.plan.cells[p].source for p in sorted(attempt.student_code)]
@@ -52,6 +64,11 @@ def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
     for gid, cell in attempt.official.items():
         spec = attempt.specs[gid]
         answer = attempt.answer_source(gid)
+        # the student's other cells that ran and that the check reads: a helper their answer calls is part of
+        # their answer; a scratch cell beside it is not (where the analysis cannot tell: every cell that ran)
+        depended = _depended_on(attempt, gid)
+        reads = run.ran if depended is None else run.ran & depended
+        own = [attempt.plan.cells[p].source for p in sorted((reads & attempt.student_code) - attempt.answer_cells)]
         used = names_used("\n".join([answer, *own]), spec.off_limits.names)  # (unparsable: names searched as text)
         # cell by cell: a cell that does not parse (it fails when it runs, too) hides no copy in the others
         copied = next(filter(None, (copied_reference(source, spec.off_limits) for source in (answer, *every))), None)
@@ -76,3 +93,13 @@ def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
         else:
             found[gid] = Verdict(0, "not run", None)
     return found
+
+
+def after_refusal(verdict: Verdict) -> Verdict:
+    """The verdict of a check whose answer a refused cell left undefined, with the cause first: the refused
+    cell (named in the rows) is why, not the ``NameError`` that followed from it."""
+    if verdict.points == 0 and ("is not defined" in verdict.message
+                                or "run the cell that defines your answer" in verdict.message):
+        return verdict._replace(message=f"your answer was not defined when it was checked (a cell was not run): "
+                                        f"{verdict.message}")
+    return verdict

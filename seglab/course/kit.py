@@ -173,8 +173,9 @@ def find_leaks(path: str | Path, secrets: SolutionSecrets) -> list[str]:
     return leaks
 
 
-def build_wheel(project_dir: str | Path, out_dir: str | Path, readme: str) -> Path:
-    """Build seglab's wheel from a copy of ``pyproject.toml`` and ``seglab/`` with ``readme`` as its README."""
+def build_wheel(project_dir: str | Path, out_dir: str | Path, readme: str, released: list[Path] = ()) -> Path:
+    """Build seglab's wheel from a copy of ``pyproject.toml`` and ``seglab/`` with ``readme`` as its README and the
+    ``released`` notebooks in ``seglab/course/released/`` (what ``seglab check`` plans with, as the grader does)."""
     project_dir, out_dir = Path(project_dir), Path(out_dir)
     missing = [name for name in ("pyproject.toml", "seglab") if not (project_dir / name).exists()]
     if missing:
@@ -185,6 +186,10 @@ def build_wheel(project_dir: str | Path, out_dir: str | Path, readme: str) -> Pa
         shutil.copytree(project_dir / "seglab", source / "seglab",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints"))
         shutil.copy(project_dir / "pyproject.toml", source / "pyproject.toml")
+        if released:
+            (source / "seglab" / "course" / "released").mkdir(exist_ok=True)
+            for notebook in released:
+                shutil.copy(notebook, source / "seglab" / "course" / "released" / Path(notebook).name)
         (source / "README.md").write_text(readme, encoding="utf-8")
         built = Path(tmp) / "wheel"
         result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -248,7 +253,7 @@ def build_kit(out: str | Path, *, source_dir: str | Path = "solutions", project_
         notebooks = release_all(source_dir, staging / "notebooks", wheel_url)
         wheel_name = f"seglab-{__version__}-py3-none-any.whl"
         readme = kit_readme(wheel_name, notebooks, wheel_url)
-        wheel = build_wheel(project_dir, staging, readme)
+        wheel = build_wheel(project_dir, staging, readme, notebooks)
         if wheel.name != wheel_name:
             raise KitError(f"the wheel is {wheel.name}, expected {wheel_name}")
         (staging / "README.md").write_text(readme, encoding="utf-8")

@@ -12,9 +12,12 @@ a needed cell *reads*. Everything is decided from the source alone, in the grade
   the notebook imported (``plt.show()`` or ``torch.manual_seed(0)`` do not make a cell needed).
 - A cell **reads** the global names its code loads, function and class bodies included; names that are
   local to a function do not count.
+- Everyday magics bind no name and are left out (``%load_ext``, ``%autoreload``, ``%matplotlib``, ``%config``,
+  ``%env``, ``%cd``, ``%pip`` ...), so are ``!`` commands (``x = !ls`` binds ``x``) and cells of ``%%writefile``
+  or ``%%html``; the body of ``%%capture`` and ``%%time`` is read as the cell's code.
 - A cell the analysis cannot follow makes the whole notebook run: source that does not parse,
   ``exec``/``eval``/``globals()``/``locals()``/``vars()``/``get_ipython()``/``__import__``, star imports,
-  magics other than ``%matplotlib``, ``%config``, ``%pip`` and ``%conda``, and cell magics.
+  other magics (``%run``, ``%time x = ...``) and other cell magics.
 
 A slice can still miss a dependency the source does not show (a helper installed in ``builtins``); the
 grader then sees a ``NameError`` and runs the whole notebook again (:mod:`seglab.course.grade`).
@@ -24,32 +27,51 @@ from __future__ import annotations
 
 import ast
 import builtins
-import re
 
 __all__ = ["needed_cells"]
 
 OPAQUE_CALLS = {"exec", "eval", "globals", "locals", "vars", "get_ipython", "__import__", "compile"}
-HARMLESS_MAGICS = {"matplotlib", "config", "pip", "conda"}
-MAGIC_LINE = re.compile(r"^\s*(%%?|!)\s*(\w*)")
+# line magics that bind no name of the notebook's (``%time`` and ``%timeit`` run a statement: opaque); ``!``
+# commands bind none either, but ``x = !ls`` binds x as any assignment does
+HARMLESS_MAGICS = {"matplotlib", "config", "pip", "conda", "autoreload", "load_ext", "reload_ext", "unload_ext",
+                   "env", "cd", "pwd", "who", "whos", "who_ls", "precision", "xmode", "history", "lsmagic", "magic",
+                   "pdb", "colors", "pprint", "page", "pinfo", "pinfo2", "psearch", "automagic", "doctest_mode"}
+BODY_MAGICS = {"capture", "time"}  # cell magics whose body runs as the cell's code
+SILENT_CELL_MAGICS = {"writefile", "html", "HTML", "markdown", "latex", "javascript", "js", "svg", "bash", "sh"}
 
 
 class Opaque(Exception):
     """The analysis cannot tell what this cell binds or reads."""
 
 
-def _python(source: str) -> str:
-    """The cell's Python with harmless line magics removed; raises :class:`Opaque` for any other magic."""
-    lines = []
-    for line in source.splitlines():
-        match = MAGIC_LINE.match(line)
-        if match:
-            if match.group(1) == "%" and match.group(2) in HARMLESS_MAGICS:
-                continue
-            if match.group(1) == "!" and match.group(2) in ("pip", "conda"):
-                continue
-            raise Opaque(f"magic {line.strip()[:40]!r}")
-        lines.append(line)
-    return "\n".join(lines)
+class _Magics(ast.NodeTransformer):
+    """IPython's calls for harmless magics and ``!`` commands replaced by ``None`` (they bind and read nothing)."""
+
+    def visit_Call(self, node: ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and \
+                isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython":
+            name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+            if func.attr in ("system", "getoutput") or (func.attr == "run_line_magic" and name in HARMLESS_MAGICS):
+                return ast.copy_location(ast.Constant(None), node)
+        return self.generic_visit(node)
+
+
+def _tree(source: str) -> ast.Module:
+    """The cell's code as IPython runs it, harmless magics and ``!`` commands left out; raises :class:`Opaque`
+    for any other magic (a cell magic's body is the code when it runs as the cell: ``%%capture``, ``%%time``)."""
+    from seglab.checks.tamper import python_of
+
+    stripped = source.lstrip()
+    if stripped.startswith("%%"):
+        first, _, body = stripped.partition("\n")
+        magic = first[2:].split(maxsplit=1)[0] if first[2:].strip() else ""
+        if magic in SILENT_CELL_MAGICS:
+            return ast.Module(body=[], type_ignores=[])
+        if magic not in BODY_MAGICS:
+            raise Opaque(f"cell magic %%{magic}")
+        source = body
+    return ast.fix_missing_locations(_Magics().visit(ast.parse(python_of(source))))
 
 
 def _target_names(target: ast.AST) -> set[str]:
@@ -163,7 +185,7 @@ def needed_cells(sources: list[str], targets: set[int], *, trusted: set[int] = f
             if index in trusted:
                 cells.append((set(), set()))
                 continue
-            tree = ast.parse(_python(source))
+            tree = _tree(source)
             binds, imported = _binds(tree, modules)
             modules |= imported
             cells.append((binds, _reads(tree)))

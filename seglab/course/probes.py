@@ -1,7 +1,8 @@
-"""Stage 2 of grading, the cells to run: the notebook a submission is graded with. The release's setup cell,
-the student's code cells (but those the scan refused, :mod:`seglab.course.scan`), and in place of each check
-cell (edited, deleted or not) a probe that carries the exercise's cases and a token of its own in its source
-(:mod:`seglab.checks.probe`): no case or result ever lies on a disk the kernel can reach."""
+"""Stage 2 of grading, the cells to run: the notebook a submission is graded with. The grader's guard first (before
+any of the student's code: :mod:`seglab.checks.guard` takes what the probe needs and adds the run-time checks),
+the release's setup cell, the student's code cells (but those the scan refused, :mod:`seglab.course.scan`), and
+in place of each check cell (edited, deleted or not) a probe that carries the exercise's cases and a token of its
+own in its source (:mod:`seglab.checks.probe`): no case or result ever lies on a disk the kernel can reach."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from seglab.checks.wire import encode
 from seglab.course.graded import GradedCell
 from seglab.course.plan import Plan
 
-__all__ = ["GradingNotebook", "grading_notebook", "probe_notebook"]
+__all__ = ["GUARD", "GradingNotebook", "grading_notebook", "probe_notebook"]
+
+GUARD = "from seglab.checks.guard import install as _seglab_guard\n_seglab_guard()"  # the grader's first cell
 
 
 class GradingNotebook(NamedTuple):
@@ -30,11 +33,11 @@ class GradingNotebook(NamedTuple):
 
 
 def grading_notebook(plan: Plan, probes: dict[str, str], skipped: set[int] = frozenset()) -> GradingNotebook:
-    """The notebook grading runs: the release's setup cell, the student's code cells (but ``skipped``), and
-    the probe ``probes[grade_id]`` in place of each check cell (at the end for a deleted one)."""
+    """The notebook grading runs: the grader's guard, the release's setup cell, the student's code cells (but
+    ``skipped``), and the probe ``probes[grade_id]`` in place of each check cell (at the end for a deleted one)."""
     setup = plan.release.cells[plan.release.setup].source if plan.release.setup is not None else ""
     at = {position: gid for gid, position in plan.checks.items() if position is not None and gid in probes}
-    cells, targets, trusted, probe_cells, origin = [], set(), set(), {}, {}
+    cells, targets, trusted, probe_cells, origin = [nbformat.v4.new_code_cell(GUARD)], set(), {0}, {}, {}
     if plan.setup is None and setup:
         trusted.add(len(cells))
         cells.append(nbformat.v4.new_code_cell(setup))

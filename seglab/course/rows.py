@@ -15,7 +15,8 @@ __all__ = ["FIELDS", "NOT_GRADED", "GradeRow", "append_csv", "failed_rows", "mer
            "read_csv", "write_csv"]
 
 NOT_GRADED = "(not graded)"  # the notebook column of a submission refused before it could be told
-FIELDS = ("student", "notebook", "exercise", "points", "max", "message")
+FIELDS = ("student", "notebook", "exercise", "points", "max", "message", "review")
+OLD_FIELDS = FIELDS[:-1]  # grades CSVs written before the review column (read for --resume and merges)
 
 
 @dataclass
@@ -26,6 +27,7 @@ class GradeRow:
     points: float | str  # "" for an answer graded by hand, until it is
     max: float
     message: str
+    review: str = ""  # what the scan noticed in code that ran: for the tutor to look at, never points
 
 
 def failed_rows(student: str, notebook: str, course: Course, reason: str) -> list[GradeRow]:
@@ -51,10 +53,10 @@ def append_csv(rows: list[GradeRow], path: str | Path) -> None:
 def read_csv(path: str | Path) -> list[GradeRow]:
     """The rows of a grades CSV (``--resume`` reads what an interrupted batch wrote)."""
     header, *lines = read_rows(path) or [[]]
-    if (header or lines) and set(header) != set(FIELDS):
+    if (header or lines) and set(header) not in (set(FIELDS), set(OLD_FIELDS)):
         raise ValueError(f"{path} is not a seglab grades CSV (columns {clean_text(', '.join(header))}): choose "
                          "another --out")
-    column = {field: header.index(field) for field in FIELDS} if header else {}
+    column = {field: header.index(field) for field in FIELDS if field in header} if header else {}
     rows = []
     for number, line in enumerate(lines, start=2):
         if not line:
@@ -66,7 +68,8 @@ def read_csv(path: str | Path) -> list[GradeRow]:
         r = {field: line[index] for field, index in column.items()}
         try:
             rows.append(GradeRow(r["student"], r["notebook"], r["exercise"],
-                                 "" if r["points"] == "" else float(r["points"]), float(r["max"]), r["message"]))
+                                 "" if r["points"] == "" else float(r["points"]), float(r["max"]), r["message"],
+                                 r.get("review", "")))
         except ValueError:
             raise ValueError(f"{path}, line {number}: points {r['points']!r} or max {r['max']!r} is not a number") \
                 from None

@@ -5,9 +5,10 @@ Inside the sandbox (``bwrap``, Debian package ``bubblewrap``) the kernel
 * sees the system's programs and libraries, the Python installation and the seglab package, all
   read-only, and nothing else of the machine: not ``solutions/``, not the tutor's home, not other
   submissions, not the grader's log of it (:attr:`SandboxedKernel.log_path`);
-* can write only to one tmpfs of ``Limits.tmp_bytes`` (in memory, never the host's disk): its ``/tmp``,
-  which holds its working folder ``/tmp/work`` (also ``HOME``) and ``/dev/shm`` (``/tmp/.shm``); everything else it sees
-  is read-only, except the folder of its sockets (:attr:`SandboxedKernel.control`), which it can no
+* can write only to two tmpfs (in memory, never the host's disk): its ``/tmp`` of ``Limits.tmp_bytes``, which
+  holds its working folder ``/tmp/work`` (also ``HOME``), and ``/dev/shm`` of ``Limits.shm_bytes``; everything
+  else it sees is read-only (its ``/dev`` is its own: the usual devices and a private pseudo-terminal instance
+  for ``!`` commands), except the folder of its sockets (:attr:`SandboxedKernel.control`), which it can no
   longer write to once it is ready (when the grader runs as root);
 * has no network (a network namespace with nothing in it) and its own process namespace, so it can
   neither see nor signal the grader's processes (its "parent" is the sandbox's init, which ignores it);
@@ -52,10 +53,10 @@ import psutil
 __all__ = ["SANDBOXES", "Limits", "SandboxUnavailable", "SandboxedKernel", "bwrap_available", "enforcement"]
 
 SANDBOXES = ("bwrap", "none")
-# inside bubblewrap: /tmp is the one tmpfs the kernel may write to, with its working folder and /dev/shm in
+# inside bubblewrap: /tmp is the tmpfs the kernel may write to (with /dev/shm), with its working folder in
 # it (a tmpfs elsewhere with /tmp a link to it fails: the sockets' folder is usually in the host's /tmp)
 SANDBOX_ROOT = "/tmp"
-WORK, SHM = f"{SANDBOX_ROOT}/work", f"{SANDBOX_ROOT}/.shm"
+WORK = f"{SANDBOX_ROOT}/work"
 UIDS = (1 << 28, 1 << 30)  # kernels' own users and groups (root grader): far above any real account
 
 
@@ -70,7 +71,8 @@ class Limits:
     cpu_seconds: int = 3600  # CPU time of each process
     file_bytes: int = 256 * 2**20  # largest file it may write
     output_bytes: int = 2 * 2**20  # output a notebook may send to the grader (the rest is dropped)
-    tmp_bytes: int = 512 * 2**20  # the one tmpfs: working folder, /tmp and /dev/shm together (in memory)
+    tmp_bytes: int = 512 * 2**20  # the tmpfs of the working folder and /tmp (in memory)
+    shm_bytes: int = 128 * 2**20  # the tmpfs of /dev/shm (in memory)
     tasks: int = 512  # processes plus threads of the whole sandbox, the kernel's own (about 10-20) included
     cpus: float = 2.0  # CPU cores' worth of time the whole sandbox may use (cgroup only); 0: no limit
     address_space_bytes: int = 0  # RLIMIT_AS of each process; 0: memory_bytes, unless a cgroup limits memory
@@ -370,7 +372,8 @@ def _describe(backend: dict, controllers: set[str], root: bool, sandbox: str, ui
     else:
         cpu = "per process only: RLIMIT_CPU seconds (no share of the machine's cores)"
     if sandbox == "bwrap":
-        disk = "one tmpfs (working folder, /tmp, /dev/shm) of Limits.tmp_bytes, in memory; RLIMIT_FSIZE per file"
+        disk = ("two tmpfs in memory: working folder and /tmp (Limits.tmp_bytes), /dev/shm (Limits.shm_bytes); "
+                "RLIMIT_FSIZE per file")
     else:
         disk = "none for the host folder (sandbox none): RLIMIT_FSIZE per file only"
     if own_user:
@@ -448,7 +451,8 @@ class SandboxedKernel:
                        "USER": "student", "LOGNAME": "student", "TMPDIR": tmp,
                        "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{tmp}/matplotlib", "IPYTHONDIR": f"{tmp}/ipython",
                        "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter", "XDG_CACHE_HOME": f"{tmp}/cache",
-                       "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
+                       "PYTHONDONTWRITEBYTECODE": "1", "SEGLAB_SANDBOX": sandbox,  # the guard: a pid namespace?
+                       **(environment or {})}
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         outer = []
         if posix:  # resource limits, cgroup, user (Windows has none of them)
@@ -511,17 +515,12 @@ class SandboxedKernel:
                     "--unshare-cgroup-try", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
             argv = ["bwrap", "--unshare-all"]
-        argv += ["--die-with-parent", "--new-session", "--clearenv", "--proc", "/proc", "--tmpfs", "/dev"]
-        for device in ("null", "zero", "full", "random", "urandom", "tty"):
-            if os.path.exists(f"/dev/{device}"):
-                argv += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
-        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                             ("stderr", "/proc/self/fd/2"), ("shm", SHM)):
-            argv += ["--symlink", target, f"/dev/{name}"]
+        # a /dev of its own: the usual devices and a private pseudo-terminal instance (IPython runs `!` commands
+        # on a pty), its /dev/shm a size-limited tmpfs (multiprocessing's semaphores, DataLoader workers)
+        argv += ["--die-with-parent", "--new-session", "--clearenv", "--proc", "/proc", "--dev", "/dev",
+                 "--size", str(self.limits.shm_bytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
         argv += ["--size", str(self.limits.tmp_bytes), "--perms", "1777", "--tmpfs", SANDBOX_ROOT]
-        for folder in (WORK, SHM):
-            argv += ["--perms", "1777", "--dir", folder]
-        argv += ["--remount-ro", "/dev"]
+        argv += ["--perms", "1777", "--dir", WORK, "--remount-ro", "/dev"]
         paths, parents = _read_only_paths(), []
         for path in paths:  # bubblewrap makes a mount point's missing parents 0700: the kernel's user could
             for parent in list(Path(path).parents)[-2::-1]:  # not reach the Python installation in /root

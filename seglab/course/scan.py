@@ -1,82 +1,27 @@
-"""Read the code a submission will run, in the grader's process, for what grading cannot allow.
+"""Stage 2 of grading, the scan: read the code a submission will run, in the grader's process, before anything runs.
 
-Every code cell of a submission that grading runs and that is not the tutor's own released cell,
-unchanged, is read here before anything runs (IPython's magics turned into the Python they stand
-for). A finding names the cell and what it does; any finding means the notebook's checks are not
-trusted (:mod:`seglab.course.grade` gives its automatic exercises zero and says why). What is looked for:
+Every code cell of a submission that grading runs and that is not the tutor's own released cell, unchanged, is
+read with the rules of :mod:`seglab.checks.tamper` (IPython's magics turned into the Python they stand for, the
+names resolved across all the notebook's cells). A cell with a line that tampers with grading — reaches its
+machinery, IPython's display or the shell's internals, installs a tracer or an import hook, inspects frames,
+switches off the watch of PyTorch's operators, touches raw memory — is **refused**: it does not run, and every
+row of the notebook, its feedback page and ``seglab check`` name the cell, the line, why and what to do. Every
+other line runs as written (magics, ``!`` commands, threads, processes, introspection, configuration): the
+run-time guards in the kernel (:mod:`seglab.checks.guard`, :mod:`seglab.checks.borrowed`) decide what an answer
+used while it was called. What the rules notice but let run (code made at run time for ``exec``) is a **note**
+for the tutor's review, in its own column of the grades CSV, and never costs a point.
 
-* **changing how cells run**: IPython hooks and events, input and AST transformers, custom exception
-  handlers, magics other than a few harmless ones (``%matplotlib``, ``%time``, ``%timeit``, ``%pip`` ...);
-* **watching or rewriting other code**: tracers and profilers (``sys.settrace``, ``sys.setprofile``,
-  ``threading.settrace`` ...), frame inspection (``sys._getframe``, ``inspect.currentframe``, ``f_back``,
-  ``f_locals``, ``gc.get_referrers``), the cell history (``In``, ``_ih``, ``_i3`` ...), ``ctypes``;
-* **patching other code**: assigning to (or deleting) an attribute of a module or an object the cells
-  imported (``IPython.display.display = ...``, ``import seglab as s; s.checks.run_answer = ...``), also
-  through ``setattr`` or a plain alias (``m = torch.nn.functional``);
-* **code the scan cannot read**: ``exec``, ``eval``, ``compile``, ``__import__``, ``importlib``, ``builtins``,
-  ``getattr``/``setattr``/``delattr`` with a computed name, ``globals()``, ``vars()``, ``pickle``/``marshal``;
-* **running outside the answer's own thread or process**: ``threading``, ``_thread``,
-  ``concurrent.futures``, ``multiprocessing``, ``subprocess``, ``os.fork``/``os.system``/``os.exec*``, ``asyncio``;
-* **the grading machinery**: ``seglab.checks.probe``/``wire``, ``seglab.course``, names starting with ``_seglab``.
-
-This is the layer outside the student's process: it cannot be switched off from a cell, but it reads
-only what the source shows. Code that hides its intent well enough from a reader of the AST is why the
-kernel also runs sandboxed and the answers are judged as data (see the README's security section).
+Cells too large or too deeply nested to read are refused too (a reason, not a crash).
 """
 
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 
-__all__ = ["LIMITS", "Finding", "ScanLimits", "imported_names", "python_of", "scan_cells", "scan_source"]
+from seglab.checks.tamper import Names, cell_python, tampering
 
-HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "conda", "config", "precision", "who", "whos", "pwd",
-                   "autosave", "page", "pinfo", "pinfo2", "psearch", "history"}
-HOOK_ATTRIBUTES = {"events", "input_transformers_cleanup", "input_transformers_post", "input_transformer_manager",
-                   "ast_transformers", "set_hook", "set_custom_exc", "register_magic_function", "register_magics",
-                   "run_cell", "run_cell_async", "run_code", "run_ast_nodes", "ex", "ev", "user_ns", "user_global_ns",
-                   "displayhook", "display_pub", "display_formatter", "excepthook", "showtraceback",
-                   "register_post_execute", "_showtraceback", "kernel", "shell"}
-COMMON_WORDS = {"events", "ex", "ev", "kernel", "shell", "run_cell", "run_code", "displayhook", "excepthook"}
-TRACERS = {"settrace", "setprofile", "_settraceallthreads", "_setprofileallthreads", "settrace_all_threads",
-           "setprofile_all_threads", "monitoring", "addaudithook", "setswitchinterval"}
-FRAMES = {"_getframe", "currentframe", "getouterframes", "getinnerframes", "f_back", "f_locals",
-          "f_globals", "f_code", "f_builtins", "tb_frame", "gi_frame", "cr_frame", "get_referrers", "get_referents",
-          "get_objects", "_current_frames", "_current_exceptions", "__code__", "__globals__", "__closure__",
-          "co_consts", "__subclasses__", "__reduce_ex__", "extract_stack", "walk_stack", "format_stack", "print_stack",
-          "walk_tb"}
-DYNAMIC_ATTRIBUTES = {"__dict__", "__getattribute__", "__builtins__", "__import__", "__loader__", "__spec__"}
-DYNAMIC = {"exec", "eval", "compile", "__import__", "globals", "vars", "breakpoint", "__builtins__",
-           "__builtin__", "__loader__", "__spec__"}
-WATCH_OFF = re.compile(r"^_\w*[dD]ispatch|^Dispatch|^_(push|pop)_?mode|^_disable_current_modes$|^_?start_new_thread$|"
-                       r"^(add_callback|spawn_callback|call_soon_threadsafe|run_coroutine_threadsafe|io_loop|"
-                       r"iopub_thread|control_thread|IOLoop|load_inline|cpp_extension|_inductor)$")
-MAGIC_CALLS = {"run_line_magic", "run_cell_magic", "system", "getoutput"}  # what IPython turns %, %% and ! into
-ATTRIBUTE_BY_NAME = {"getattr", "setattr", "delattr"}
-MODULES = {  # module: what importing it means
-    "threading": "threads", "_thread": "threads", "concurrent": "threads", "multiprocessing": "processes",
-    "subprocess": "processes", "asyncio": "threads", "pty": "processes", "signal": "signals",
-    "ctypes": "raw memory", "_ctypes": "raw memory", "cffi": "raw memory", "mmap": "raw memory",
-    "importlib": "code the scan cannot read", "builtins": "code the scan cannot read", "pickle": "code the scan "
-    "cannot read", "marshal": "code the scan cannot read", "dill": "code the scan cannot read", "types": "code the "
-    "scan cannot read", "inspect": "frame inspection", "gc": "frame inspection", "sys": None, "os": None,
-    "IPython": "IPython's internals", "ipykernel": "IPython's internals", "traitlets": "IPython's internals",
-    "pdb": "a debugger", "bdb": "a debugger", "trace": "a tracer", "cProfile": "a profiler", "profile": "a profiler",
-    "tracemalloc": None, "code": "code the scan cannot read", "codeop": "code the scan cannot read",
-    "runpy": "code the scan cannot read", "zipimport": "code the scan cannot read",
-    "linecache": "code the scan cannot read", "_xxsubinterpreters": "processes", "tornado": "IPython's internals",
-    "zmq": "IPython's internals", "jupyter_client": "IPython's internals",
-}
-OS_PROCESSES = {"fork", "forkpty", "system", "popen", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve",
-                "spawnvp", "spawnvpe", "posix_spawn", "posix_spawnp", "execl", "execle", "execlp", "execlpe", "execv",
-                "execve", "execvp", "execvpe", "kill", "killpg", "register_at_fork", "startfile"}
-GRADING_MODULES = ("seglab.checks.probe", "seglab.checks.wire", "seglab.checks.borrowed", "seglab.course")
-ALLOWED_MODULES = ("IPython.display", "os.path")  # pictures and tables; paths
-GRADING_PACKAGES = {"seglab.checks", "seglab.course"}  # imported as a module object (aliased or from seglab)
-GRADING_ATTRIBUTES = {"probe", "wire", "borrowed", "watch"}  # reached through such an object: c.probe.probe = ...
-HISTORY = re.compile(r"^(In|Out|_ih|_oh|_dh|_i+|_i\d+|_\d+|__|___|_ii+)$")
+__all__ = ["LIMITS", "Finding", "ScanLimits", "first_line", "names_of", "refused_cells", "scan_cells", "scan_source"]
 
 
 @dataclass(frozen=True)
@@ -93,208 +38,90 @@ class ScanLimits:
 LIMITS = ScanLimits()
 
 
+def first_line(source: str, width: int = 50) -> str:
+    """How a student finds a cell: its first line that is not blank, shortened."""
+    line = next((text.strip() for text in source.splitlines() if text.strip()), "(empty)")
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Finding:
-    cell: int  # 1-based, as Jupyter numbers cells from the top
-    what: str
+    """A line of a cell that grading refuses (the cell does not run) or notes for the tutor's review."""
+
+    cell: int  # 1-based position in the notebook, every cell counted (markdown too)
+    what: str  # "replaces IPython.display.display, which grading uses"
+    line: int = 0  # 1-based line in the cell (0: the cell as a whole)
+    fix: str = ""
+    refused: bool = True
+    first: str = ""  # the cell's first line, as the student finds it
+
+    @property
+    def where(self) -> str:
+        return f'cell {self.cell} ("{self.first}")' if self.first else f"cell {self.cell}"
 
     def __str__(self) -> str:
-        return f"cell {self.cell}: {self.what}"
+        line = f"line {self.line} " if self.line else ""
+        if self.refused:
+            fix = f" Fix: {self.fix}." if self.fix else ""
+            return f"{self.where} was not run: {line}{self.what}.{fix}"
+        return f"{self.where}, {line}{self.what} (a note for the tutor, no points lost)"
 
 
-def python_of(source: str) -> str:
-    """The cell's Python, its magics turned into the calls IPython makes for them."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager().transform_cell(source)
-
-
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    elif isinstance(node, ast.Call):
-        parts.append(_dotted(node.func) + "()")
-    return ".".join(reversed(parts))
-
-
-def _grading(dotted: str) -> bool:
-    """Whether ``dotted`` names a module of the grading machinery, or the package that holds it as a module
-    object (``import seglab.checks as c`` reaches ``c.probe``)."""
-    return any(dotted == m or dotted.startswith(m + ".") for m in GRADING_MODULES) or dotted in GRADING_PACKAGES
-
-
-def _imported(names: list[str]) -> list[str]:
-    found = []
-    for name in names:
-        if _grading(name):
-            found.append(f"imports {name}, part of the grader")
-            continue
-        meaning = MODULES.get(name.split(".")[0])
-        if meaning and not name.startswith(ALLOWED_MODULES):
-            found.append(f"imports {name} ({meaning})")
-    return found
-
-
-def imported_names(sources, *, limits: ScanLimits | None = None) -> set[str]:
-    """The names that imports bind in ``sources`` (``import a.b as c``: c; ``import a.b``: a; ``from a import b``:
-    b), and the names plainly assigned from one of them (``m = torch.nn.functional``: m), as far as the sources
-    show."""
-    limits = limits or LIMITS
-    trees = []
-    for source in sources:
-        if len(source.encode("utf-8", "surrogatepass")) > limits.cell_bytes:
-            continue  # not read (scan_source refuses the cell: it never runs)
-        try:
-            trees.append(ast.parse(python_of(source)))
-        except Exception:  # not Python, or too odd to read: scan_source says so for its cell
-            continue
-    found: set[str] = set()
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                found |= {alias.asname or alias.name for alias in node.names if alias.name != "*"}
-    aliases = [(target.id, _base(node.value)) for tree in trees for node in ast.walk(tree)
-               if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)]
-    while True:  # m = torch; n = m.nn: both are modules
-        more = {name for name, base in aliases if base in found} - found
-        if not more:
-            return found
-        found |= more
-
-
-def _base(node: ast.AST) -> str | None:
-    """The name an attribute chain starts from (``a`` of ``a.b.c``), ``None`` when it starts elsewhere."""
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _patched(node: ast.AST, modules: set[str]) -> list[str]:
-    """The attributes of imported names that ``node`` assigns or deletes (or sets with ``setattr``)."""
-    targets = []
-    if isinstance(node, ast.Assign):
-        targets = node.targets
-    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension)):
-        targets = [node.target]
-    elif isinstance(node, ast.Delete):
-        targets = node.targets
-    elif isinstance(node, (ast.With, ast.AsyncWith)):
-        targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
-    stored = []
-    while targets:  # a, (b.c, *d) = ...: every target of an unpacking
-        target = targets.pop()
-        if isinstance(target, (ast.Tuple, ast.List)):
-            targets += target.elts
-        elif isinstance(target, ast.Starred):
-            targets.append(target.value)
-        else:
-            stored.append(target)
-    found = [_dotted(t) for t in stored if isinstance(t, ast.Attribute) and _base(t) in modules]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") \
-            and node.args and _base(node.args[0]) in modules:
-        found.append(f"{node.func.id}({_dotted(node.args[0])}, ...)")
-    return found
-
-
-def scan_source(source: str, *, limits: ScanLimits = LIMITS, modules: set[str] = frozenset()) -> list[str]:
-    """What one cell's source does that grading cannot allow (empty: nothing). ``modules``: names that other
-    cells imported (this cell's own imports are added)."""
+def _parsed(source: str, limits: ScanLimits) -> tuple[list[tuple[ast.AST, int]], str | None]:
+    """The cell's syntax trees (with their line offsets), or why it cannot be read. A cell that is not Python
+    parses to nothing: it fails when it runs too, and hides nothing."""
     if len(source.encode("utf-8", "surrogatepass")) > limits.cell_bytes:
-        return [f"has more than {limits.cell_bytes // 1024} KiB of code"]
+        return [], f"has more than {limits.cell_bytes // 1024} KiB of code"
+    trees = []
     try:
-        python = python_of(source)
-        tree = ast.parse(python)
-    except (SyntaxError, ValueError):
-        return []  # it cannot run either: the kernel reports the error, nothing is hidden in it
+        for python, offset in cell_python(source):
+            try:
+                tree = ast.parse(python)
+            except (SyntaxError, ValueError):
+                continue
+            if sum(1 for _ in ast.walk(tree)) > limits.nodes:
+                return [], f"has more than {limits.nodes} syntax nodes"
+            trees.append((tree, offset))
     except (RecursionError, MemoryError):
-        return ["is nested too deeply to read"]
+        return [], "is nested too deeply to read"
     except Exception as error:  # IPython's transformer on odd input
-        return [f"cannot be read ({type(error).__name__})"]
-    found: list[str] = []
-    modules = set(modules) | imported_names([source], limits=limits)
+        return [], f"cannot be read ({type(error).__name__})"
+    return trees, None
 
-    def add(what: str) -> None:
-        if what not in found:
-            found.append(what)
 
-    magics = {id(node.func.value.func) for node in ast.walk(tree) if isinstance(node, ast.Call)
-              and isinstance(node.func, ast.Attribute) and node.func.attr in MAGIC_CALLS
-              and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name)}
-    for count, node in enumerate(ast.walk(tree)):
-        if count > limits.nodes:
-            return [f"has more than {limits.nodes} syntax nodes"]
-        for patched in _patched(node, modules):
-            add(f"changes {patched}, code it imported (a cell must not patch other code)")
-        if isinstance(node, ast.Import):
-            for what in _imported([alias.name for alias in node.names]):
-                add(what)
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if "_python_dispatch" in module or any(WATCH_OFF.match(alias.name) for alias in node.names):
-                add(f"imports from {module} what switches off the grader's run-time watch")
-            for what in _imported([f"{module}.{alias.name}" for alias in node.names]):
-                add(what)
-            if module in ("os", "posix") and {a.name for a in node.names} & OS_PROCESSES:
-                add(f"imports {', '.join(sorted({a.name for a in node.names} & OS_PROCESSES))} from os (processes)")
-            if module == "sys" and {a.name for a in node.names} & (TRACERS | FRAMES | {"modules"}):
-                add(f"imports {', '.join(sorted({a.name for a in node.names} & (TRACERS | FRAMES | {'modules'})))} "
-                    "from sys")
-        elif isinstance(node, ast.Name):
-            if node.id in DYNAMIC:
-                add(f"uses {node.id} (code the scan cannot read)")
-            elif HISTORY.match(node.id) and node.id not in ("_", "__"):
-                add(f"reads {node.id}, the notebook's cell history")
-            elif WATCH_OFF.match(node.id):
-                add(f"uses {node.id} (switches off the grader's run-time watch or runs code outside it)")
-            elif node.id.startswith("_seglab"):
-                add(f"uses {node.id}, part of the grader")
-            elif node.id == "get_ipython" and id(node) not in magics:
-                add("uses get_ipython() (changes how cells run)")  # a magic becomes get_ipython().run_line_magic
-        elif isinstance(node, ast.Attribute):
-            dotted = _dotted(node)
-            if node.attr in DYNAMIC_ATTRIBUTES:
-                add(f"uses {dotted} (code the scan cannot read)")
-            elif WATCH_OFF.match(node.attr):
-                add(f"uses {dotted} (switches off the grader's run-time watch or runs code outside it)")
-            elif node.attr in TRACERS:
-                add(f"uses {dotted} (a tracer or profiler)")
-            elif node.attr in FRAMES:
-                add(f"uses {dotted} (frame inspection)")
-            elif node.attr in HOOK_ATTRIBUTES and (dotted.startswith("get_ipython()") or node.attr not in COMMON_WORDS):
-                add(f"uses {dotted} (changes how cells run)")
-            elif dotted.split(".")[0] in ("os", "posix") and node.attr in OS_PROCESSES:
-                add(f"uses {dotted} (processes)")
-            elif dotted in ("sys.modules", "sys.meta_path", "sys.path_hooks", "sys.displayhook", "sys.excepthook",
-                            "sys.stdout", "sys.stderr", "sys.__stdout__"):
-                add(f"uses {dotted} (changes what other code imports or prints)")
-            elif node.attr.startswith("_seglab") or _grading(dotted) or node.attr in GRADING_ATTRIBUTES:
-                add(f"uses {dotted}, part of the grader")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in ATTRIBUTE_BY_NAME and (
-                    len(node.args) < 2 or not (isinstance(node.args[1], ast.Constant)
-                                               and isinstance(node.args[1].value, str))):
-                add(f"calls {node.func.id} with a computed name (code the scan cannot read)")
-        if isinstance(node, ast.Call) and _dotted(node.func) in ("get_ipython().run_line_magic",
-                                                                 "get_ipython().run_cell_magic"):
-            magic = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
-            if magic not in HARMLESS_MAGICS:
-                add(f"runs the magic %{magic} (only {', '.join(sorted(HARMLESS_MAGICS))} are allowed)")
-        if isinstance(node, ast.Call) and _dotted(node.func) in ("get_ipython().system", "get_ipython().getoutput"):
-            text = ast.unparse(node.args[0]) if node.args else ""
-            if not re.match(r"""^['"]\s*(pip|conda)\s""", text):
-                add("runs a shell command (!...)")
+def names_of(sources, *, limits: ScanLimits = LIMITS) -> Names:
+    """What the names imported and aliased in ``sources`` stand for (every cell that runs counts)."""
+    return Names(tree for source in sources for tree, _ in _parsed(source, limits)[0])
+
+
+def scan_source(source: str, *, limits: ScanLimits = LIMITS, names: Names | None = None) -> list[str]:
+    """What one cell does that grading refuses, as text (empty: it runs). ``names``: what the notebook's other
+    cells bound (this cell's own imports count in any case)."""
+    return [f"line {f.line}: {f.what}" if f.line else f.what
+            for f in scan_cells({0: source}, limits=limits, names=names) if f.refused]
+
+
+def scan_cells(sources: dict[int, str], *, limits: ScanLimits = LIMITS, trusted: tuple[str, ...] = (),
+               names: Names | None = None) -> list[Finding]:
+    """Findings, refused lines and notes, for the cells ``{index in the notebook: source}`` (0-based; findings
+    number them from 1). ``trusted``: the release's own cells that run too (their imports bind names as well)."""
+    parsed = {index: _parsed(source, limits) for index, source in sources.items()}
+    if names is None:
+        names = Names([tree for source in trusted for tree, _ in _parsed(source, limits)[0]]
+                      + [tree for trees, _ in parsed.values() for tree, _ in trees])
+    found = []
+    for index, source in sorted(sources.items()):
+        trees, unreadable = parsed[index]
+        first = first_line(source)
+        if unreadable:
+            found.append(Finding(index + 1, unreadable, 0, "split it into smaller cells", True, first))
+            continue
+        for tree, offset in trees:
+            for hit in tampering(tree, names):
+                found.append(Finding(index + 1, hit.what, hit.line + offset, hit.fix, hit.refused, first))
     return found
 
 
-def scan_cells(sources: dict[int, str], *, limits: ScanLimits = LIMITS, trusted: tuple[str, ...] = ()) -> list[Finding]:
-    """Findings for the cells ``{index in the notebook: source}`` (indices 0-based; findings number them from 1).
-    ``trusted``: the sources of the release's own cells that run too (their imports are modules as well)."""
-    modules = imported_names([*trusted, *sources.values()], limits=limits)
-    return [Finding(index + 1, what) for index, source in sorted(sources.items())
-            for what in scan_source(source, limits=limits, modules=modules)]
+def refused_cells(findings: list[Finding]) -> set[int]:
+    """The 0-based indices of the cells that do not run."""
+    return {f.cell - 1 for f in findings if f.refused}

@@ -221,7 +221,7 @@ def test_cli_grade_writes_csv(tmp_path, capsys):
                  "--timeout", "30"]) == 0
     with open(out, newline="") as file:
         rows = list(csv.DictReader(file))
-    assert list(rows[0]) == ["student", "notebook", "exercise", "points", "max", "message"]
+    assert list(rows[0]) == ["student", "notebook", "exercise", "points", "max", "message", "review"]
     assert {r["student"] for r in rows} == {"zoe"} and all(r["points"] in ("0", "0.0", "") for r in rows)
     assert "zoe" in capsys.readouterr().out
     json.dumps(rows)

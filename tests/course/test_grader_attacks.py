@@ -159,7 +159,56 @@ def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
             display({"application/vnd.seglab.outcomes+json": {"token": token, "outcomes": outcomes}}, raw=True)
             os._exit(0)
     return 0""",
+    # issue 31: what the scan lets run now, held by the run-time guards. An answer computed by a shell command
+    # while it is checked (no process may start during the call)
+    "shell": """import subprocess
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    layer = f"torch.nn.MaxPool1d({k}, {s or k}, {p}, ceil_mode={ceil_mode})"
+    code = f"import torch; print({layer}(torch.zeros(1, 1, {i})).shape[-1])"
+    return int(subprocess.run(["python3", "-c", code], capture_output=True, text=True).stdout)""",
+    # ... by a server process an earlier cell started (paused while the answer is called)
+    "server": """import multiprocessing as mp
+def _serve(connection):
+    import torch
+    while True:
+        i, k, s, p, c = connection.recv()
+        connection.send(torch.nn.MaxPool1d(k, s or k, p, ceil_mode=c)(torch.zeros(1, 1, i)).shape[-1])
+_mine, _theirs = mp.Pipe()
+_server = mp.get_context("fork").Process(target=_serve, args=(_theirs,), daemon=True)
+_server.start()
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    _mine.send((i, k, s, p, ceil_mode))
+    if not _mine.poll(5):
+        raise TimeoutError("no answer from the server")
+    return _mine.recv()""",
+    # ... by seglab's reference in a thread handed the work through a queue (a pool started in an earlier cell)
+    "pooler": """from concurrent.futures import ThreadPoolExecutor
+from seglab import arithmetic as _a
+_pool = ThreadPoolExecutor(1)
+_pool.submit(lambda: None).result()
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return _pool.submit(_a.pool_output_size, i, k, s, p, ceil_mode=ceil_mode).result()""",
+    # the probe reached through a computed getattr, and through vars() by a route the scan cannot follow
+    "getattrer": """import seglab
+getattr(seglab.checks, "pro" + "be").run_answer = lambda ex, objects, cases: [{"output": 1}] * len(cases)
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 0""",
+    "varser": """import sys
+import torch
+_module = [sys.modules][0]["seglab.checks." + "probe"]
+def _fake(ex, objects, cases):
+    return [{"output": torch.nn.MaxPool1d(c["k"], c["s"] or c["k"], c["p"], ceil_mode=c["ceil_mode"])(
+        torch.zeros(1, 1, c["i"])).shape[-1]} for c in cases]
+[vars][0](_module)["run_answer"] = _fake
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 0""",
+    # tampering made at run time: exec of a string the scan cannot read (scanned when it is compiled)
+    "execer": """exec("import IPython.display as d\\nd.display = lambda *a, **k: None")
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return 0""",
 }
+
+
 def _pasted_reference() -> str:
     import inspect
     import re
@@ -258,10 +307,24 @@ def test_a_linked_submission_is_refused_with_a_reason(attacked):
 
 def test_what_the_scan_found_is_in_the_message(attacked):
     rows = attacked["rows"]
-    assert "threads" in _messages(rows, "threader")
-    assert "changes how cells run" in _messages(rows, "hooker") and "tracer" in _messages(rows, "hooker")
-    assert "exec" in _messages(rows, "hider")
+    assert "get_ipython().events" in _messages(rows, "hooker") and "tracer" in _messages(rows, "hooker")
     assert "deeply" in _messages(rows, "expression") or "syntax nodes" in _messages(rows, "expression")
+    assert "changes IPython.display.display" in _messages(rows, "shower")
+    assert "reaches attributes of seglab.checks, chosen at run time" in _messages(rows, "getattrer")
+
+
+def test_the_run_time_guards_name_what_an_answer_used(attacked):
+    """What the scan lets run (issue 31): threads, processes, code made at run time. The guards in the kernel
+    decide, and the rows say what they saw."""
+    rows = attacked["rows"]
+    pool = {student: next(r["message"] for r in rows if r["student"] == student
+                          and r["exercise"] == "check_pool_output_size") for student in ATTACKS}
+    assert "arithmetic" in pool["threader"] and "arithmetic" in pool["pooler"]  # seglab's reference, read or run
+    assert "may not start processes" in pool["shell"]  # a shell command while the answer is checked
+    assert "no answer from the server" in pool["server"] or "time limit" in pool["server"]  # paused meanwhile
+    assert "the notebook changed seglab.checks.probe.run_answer" in pool["varser"]  # the probe's own check
+    assert "grading does not run this code" in _messages(rows, "execer")  # exec'd code scanned when compiled
+    assert "seglab.arithmetic.pool_output_size" in pool["hider"]  # exec'd import of the reference: watched
 
 
 def test_a_pasted_reference_is_named(attacked):

@@ -39,33 +39,40 @@ def _released(name: str) -> list:
 # --- the scan -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source, found", [
-    ("get_ipython().events.register('pre_run_cell', f)", "changes how cells run"),
-    ("ip = get_ipython()\nip.ast_transformers.append(t)", "changes how cells run"),
-    ("import sys\nsys.setprofile(None)", "tracer or profiler"),
-    ("import threading\nthreading.Thread(target=f).start()", "threads"),
-    ("from concurrent.futures import ThreadPoolExecutor", "threads"),
-    ("import subprocess\nsubprocess.run(['python', '-c', 'print(1)'])", "processes"),
-    ("import os\nos.system('ls')", "processes"),
-    ("exec('x = 1')", "exec"),
-    ("f = getattr(F, 'con' + 'v2d')", "computed name"),
-    ("x = sys._getframe(1).f_locals", "frame inspection"),
-    ("print(In[-1])", "cell history"),
+    ("get_ipython().events.register('pre_run_cell', f)", "get_ipython().events"),
+    ("ip = get_ipython()\nip.ast_transformers.append(t)", "shell's internals"),
+    ("[get_ipython()][0].input_transformers_post.append(t)", "shell's internals"),  # a word only IPython uses
+    ("import sys\nsys.setprofile(None)", "tracer, profiler"),
+    ("x = sys._getframe(1).f_locals", "frame"),
+    ("import inspect\nframe = inspect.currentframe()", "inspect.currentframe"),
+    ("def f():\n    try:\n        1 / 0\n    except Exception as e:\n        return e.__traceback__.tb_frame", "frame"),
+    ("import gc\nholders = gc.get_referrers(x)", "gc.get_referrers"),
     ("from seglab.checks.probe import probe", "part of the grader"),
-    ("import seglab.checks as c\nc.probe.probe = lambda *a: None", "part of the grader"),  # the probe replaced
-    ("from seglab import checks\nchecks.borrowed.watch = None", "part of the grader"),
-    ("with torch._C._DisableTorchDispatch():\n    pass", "run-time watch"),
-    ("%run other.py", "magic %run"),
-    ("!cat /etc/passwd", "shell command"),
+    ("from seglab.checks import run_answer", "part of the grader"),
+    ("import seglab.checks as c\nc.probe.probe = lambda *a: None", "changes seglab.checks.probe.probe"),
+    ("from seglab import checks\nchecks.borrowed.watch = None", "changes seglab.checks.borrowed.watch"),
+    ("import seglab.checks.arithmetic as a\na.EXERCISES = []", "changes seglab.checks.arithmetic.EXERCISES"),
+    ("import seglab\ngetattr(seglab.checks, 'pro' + 'be')", "chosen at run time"),  # a computed name, a known object
+    ("import sys\nvars(sys.modules['seglab.checks.probe'])['probe'] = f", "changes seglab.checks.probe.probe"),
+    ("with torch._C._DisableTorchDispatch():\n    pass", "watch of PyTorch's operators"),
+    ("from torch.utils._python_dispatch import TorchDispatchMode", "changes how PyTorch runs"),
+    ("import torch\nlib = torch.library.Library('aten', 'IMPL')", "changes how PyTorch runs"),
     ("x = " + "+".join(["1"] * 150_000), "KiB of code"),
-    # round three: patching other code (the probe's display, the checks through the package object)
-    ("import IPython.display as shown\nshown.display = print", "changes shown.display"),
-    ("import seglab as s\ns.checks.run_answer = None", "changes s.checks.run_answer"),
-    ("import torch\nm = torch.nn.functional\nm.conv2d, x = None, 1", "changes m.conv2d"),
-    ("import torch\nsetattr(torch, 'zeros', None)", "changes setattr(torch, ...)"),
-    ("from IPython import display\ndel display.display", "changes display.display"),
-    ("import traceback\nline = traceback.extract_stack()[-2].line", "frame inspection"),  # the probe's own line
+    # round three: patching what grading runs through (the probe's display, the checks through the package)
+    ("import IPython.display as shown\nshown.display = print", "changes IPython.display.display"),
+    ("import seglab as s\ns.checks.run_answer = None", "changes seglab.checks.run_answer"),
+    ("from IPython import display\ndel display.display", "changes IPython.display.display"),
+    ("import traceback\nline = traceback.extract_stack()[-2].line", "traceback.extract_stack"),  # the probe's line
+    ("import sys\nsys.modules['seglab.checks.probe'] = fake", "import machinery"),
+    ("import sys\nsys.meta_path.insert(0, finder)", "import machinery"),
+    ("import builtins\nbuiltins.len = fake", "changes builtins.len"),
+    ("setattr(__builtins__, 'len', fake)", "changes builtins.len"),
+    ("import threading\nthreading._start_new_thread = fake", "changes threading._start_new_thread"),
+    ("import ctypes", "raw memory"),
+    ("memory = open('/proc/self/mem', 'rb')", "raw memory"),
+    ("%%capture\nimport sys\nsys.settrace(tracer)", "tracer, profiler"),  # a cell magic's body is Python
 ])
-def test_the_scan_finds_what_must_not_run(source, found):
+def test_the_scan_refuses_what_tampers_with_grading(source, found):
     assert any(found in what for what in scan_source(source)), scan_source(source)
 
 
@@ -77,9 +84,47 @@ def test_the_scan_finds_what_must_not_run(source, found):
     # attributes of the student's own objects are theirs to set
     "from torch import nn\nlayer = nn.Conv2d(1, 1, 3)\nlayer.weight.data = layer.weight.data * 0\n"
     "class Up(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.scale = 2",
+    # what the blocklist refused before issue 31: the run-time guards decide now
+    "import threading\nthreading.Thread(target=f).start()",
+    "from concurrent.futures import ThreadPoolExecutor",
+    "import subprocess\nsubprocess.run(['python', '-c', 'print(1)'])",
+    "import os\nos.system('ls')",
+    "exec('x = 1')",
+    "f = getattr(F, 'con' + 'v2d')",
+    "print(In[-1], _i, Out)",
+    "%run other.py",
+    "!cat /etc/passwd",
+    "%load_ext autoreload\n%autoreload 2",
+    "import torch\nm = torch.nn.functional\nm.conv2d, x = None, 1",  # patching a library's function: the watch
+    "import torch\nsetattr(torch, 'zeros', None)",                  # sees the operators whatever calls them
+    "import wandb\nwandb.watch(model)",  # a `watch` that is not the grader's
+    "class Logger:\n    def watch(self, model):\n        return model",
+    "import sys\nif 'google.colab' in sys.modules:\n    print('colab')\nsys.path.append('..')",
+    "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.ast_node_interactivity = 'all'",
+    "import inspect, pickle, gc, types, importlib\ninspect.signature(f)\ngc.collect()\nimportlib.reload(types)",
+    "import traceback\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n    traceback.print_exc()",
+    "import ipykernel\nprint(ipykernel.__version__)",
 ])
-def test_the_scan_passes_honest_code(source):
+def test_the_scan_runs_everything_else(source):
     assert scan_source(source) == []
+
+
+def test_code_made_at_run_time_is_a_note_not_a_refusal():
+    findings = scan_cells({3: "source = open('helper.py').read()\nexec(source)"})
+    assert [(f.cell, f.line, f.refused) for f in findings] == [(4, 2, False)]
+    assert "note for the tutor" in str(findings[0])
+
+
+def test_a_refusal_names_the_cell_its_line_and_the_fix():
+    findings = scan_cells({8: "import IPython.display as shown\nshown.display = print"})
+    assert str(findings[0]) == ('cell 9 ("import IPython.display as shown") was not run: line 2 changes '
+                                "IPython.display.display, which grading runs through. Fix: delete this line: "
+                                "IPython's hooks and internals are not part of an answer.")
+
+
+def test_names_resolve_across_cells():
+    cells = {1: "import IPython.display as shown", 2: "shown.display = print"}
+    assert [(f.cell, f.line) for f in scan_cells(cells)] == [(3, 1)]
 
 
 def test_no_code_cell_of_the_course_is_flagged():

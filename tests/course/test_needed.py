@@ -61,9 +61,17 @@ def test_cells_after_the_last_target_never_run():
 
 
 @pytest.mark.parametrize("source", ["exec('answer = 1')", "globals()['answer'] = 1", "from math import *",
-                                    "%run helpers.py", "%%time\nanswer = 1", "def answer(:"])
+                                    "%run helpers.py", "%time answer = 1", "%%prun\nanswer = 1", "def answer(:"])
 def test_code_the_analysis_cannot_follow_runs_everything(source):
     assert run("import torch", source, "probe(lambda: (answer,))", targets=[2]) is None
+
+
+def test_everyday_magics_and_shell_commands_bind_nothing_and_a_body_is_code():
+    assert run("%load_ext autoreload\n%autoreload 2\n!pip3 --version\n%cd .\nimport torch",
+               "%%capture\ndef answer():\n    return torch.ones(1)",
+               "%%time\nfigure = draw()",
+               "%%writefile helper.py\nanswer = None",
+               "files = !ls\nprobe(lambda: (answer,))", targets=[4]) == [0, 1, 4]
 
 
 def test_harmless_magics_and_the_setup_cell():
@@ -83,7 +91,7 @@ def test_the_course_notebooks_run_only_imports_answers_and_checks(course):
         plan = plan_submission(cells, course.releases[name])
         assert all(plan.answers[gid.removeprefix("check_")] for gid in checks), name  # every answer cell found
         notebook, targets, trusted, probes, *_ = grading_notebook(plan, {gid: f"probe({gid!r})" for gid in checks})
-        assert set(probes) == checks and len(trusted) == 1, name
+        assert set(probes) == checks and len(trusted) == 2, name  # the grader's guard, the setup cell
         run_cells = needed_cells([cell.source for cell in notebook.cells], targets, trusted=trusted)
         assert run_cells is not None, name
         ran = [notebook.cells[i].source for i in sorted(run_cells)]

@@ -213,10 +213,11 @@ def test_nothing_outside_the_sandbox_changed(hostile_class):
 def test_borrowed_answers_are_named(hostile_class):
     messages = {(r["student"], r["exercise"]): r["message"] for r in hostile_class["rows"]}
     assert "arithmetic" in messages["delegator", "check_pool_output_size"]  # read in the answer's source
-    for disguised in ("disguised", "measurer"):  # code hidden from a reader never runs
-        assert "importlib (code the scan cannot read)" in messages[disguised, "check_pool_output_size"]
-    assert "part of the grader" in messages["patcher", "check_pool_output_size"]
-    assert "changes how cells run" in messages["hooker", "check_pool_output_size"]
+    # hidden from a reader (issue 31: it runs), and still seen by the run-time watch while the answer is called
+    assert "seglab.arithmetic.pool_output_size" in messages["disguised", "check_pool_output_size"]
+    assert "torch (max_pool" in messages["measurer", "check_pool_output_size"]
+    assert "changes seglab.checks.score, which grading runs through" in messages["patcher", "check_pool_output_size"]
+    assert "get_ipython().events" in messages["hooker", "check_pool_output_size"]
 
 
 def test_rows_name_what_stopped_a_hostile_kernel(hostile_class):

@@ -8,6 +8,7 @@ import sys
 import nbformat
 
 from seglab.course.selfcheck import WIDTH, ExerciseStatus, NotebookCheck, format_report, printable
+from tests.support import NOTEBOOKS, by_grade_id, nbgrader
 
 LONG = ("3 of 30 cases wrong, e.g. i=5, k=2, s=4, p=1, ceil_mode=True: you said 3, PyTorch gives 2. Hint: with "
         "ceil_mode=True the last window must start inside the input or the left padding: one that would start in the "
@@ -69,60 +70,46 @@ def test_a_notebook_without_automatic_checks_says_so():
     assert "no graded exercises" in format_report(_check([]))
 
 
-def _notebook(path, cells):
-    notebook = nbformat.v4.new_notebook()
-    for kind, source, meta in cells:
-        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(source)
-        if meta:
-            cell.metadata["nbgrader"] = {"schema_version": 3, "locked": False, "task": False, **meta}
-        notebook.cells.append(cell)
+def _course_notebook(path, name: str, answers: dict[str, str]):
+    """The kit's notebook ``name`` with ``answers`` ({grade_id: source}) written into its answer cells."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    for grade_id, source in answers.items():
+        by_grade_id(notebook, grade_id).source = source
     nbformat.write(notebook, path)
     return path
 
 
-ANSWER = {"grade": False, "solution": True}
-
-
 def test_seglab_check_writes_to_a_cp1252_stdout(tmp_path):
     """Windows, redirected: stdout is cp1252, which has no ✔. The report arrives, in ASCII signs."""
-    path = _notebook(tmp_path / "tiny.ipynb", [
-        ("code", "def conv_output_size(i, k, s=1, p=0, d=1):\n    return (i + 2 * p - d * (k - 1) - 1) // s + 1",
-         dict(ANSWER, grade_id="conv_output_size")),
-        ("code", "from seglab.checks.arithmetic import check_conv_output_size\n"
-                 "check_conv_output_size(conv_output_size)",
-         {"grade": True, "solution": False, "grade_id": "check_conv_output_size", "points": 2, "locked": True}),
-        ("code", "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
-                 "    return (i + 2 * p - k) // (s or k) + 1",
-         dict(ANSWER, grade_id="pool_output_size")),
-        ("code", "from seglab.checks.arithmetic import check_pool_output_size\n"
-                 "check_pool_output_size(pool_output_size)",
-         {"grade": True, "solution": False, "grade_id": "check_pool_output_size", "points": 2, "locked": True}),
-        ("markdown", "The stride sets the resolution \u2014 of course.", {"grade": True, "solution": True,
-                                                                          "grade_id": "answer_why", "points": 3}),
-    ])
+    path = _course_notebook(tmp_path / "01_convolution_arithmetic.ipynb", "01_convolution_arithmetic.ipynb", {
+        "conv_output_size": "def conv_output_size(i, k, s=1, p=0, d=1):\n"
+                            "    return (i + 2 * p - d * (k - 1) - 1) // s + 1",
+        "pool_output_size": "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n"
+                            "    return (i + 2 * p - k) // (s or k) + 1",  # ceil_mode forgotten
+        "answer_output_resolution": "The stride sets the resolution \u2014 of course."})
     env = dict(os.environ, PYTHONIOENCODING="cp1252")
     result = subprocess.run([sys.executable, "-m", "seglab", "check", str(path), "--no-progress"], capture_output=True,
                             env=env, cwd=tmp_path, timeout=240)
     out, err = result.stdout.decode("cp1252"), result.stderr.decode("cp1252", errors="replace")
     assert result.returncode == 0 and "Traceback" not in err, err
     assert "+ passed" in out and "x failed (see below)" in out and "~ graded by hand" in out, out
-    assert "automatic checks: 2 / 4 points; 3 more points for answers graded by hand" in out, out
-    assert "pool_output_size: " in out and "Hint:" in out and "round up" in out, out
+    assert "automatic checks: 2 / 9 points; 3 more points for answers graded by hand" in out, out
+    assert "pool_output_size: " in out and "Hint:" in out, out
     assert max(len(line) for line in out.splitlines()) <= WIDTH, out
 
 
 def test_seglab_check_of_a_notebook_with_hand_graded_answers_only(tmp_path, capsys):
+    """Notebook 05 has no automatic check: nothing needs to run, every answer is listed."""
     from seglab.cli import main
 
-    path = _notebook(tmp_path / "05_like.ipynb", [
-        ("markdown", "# Notebook 05", None),
-        ("markdown", "My answer.", {"grade": True, "solution": True, "grade_id": "answer_a", "points": 4}),
-        ("code", "x = 1", None),
-    ])
+    name = "05_experiments.ipynb"
+    answer = next(c for c in nbformat.read(NOTEBOOKS / name, as_version=4).cells if nbgrader(c).get("solution"))
+    path = _course_notebook(tmp_path / name, name, {nbgrader(answer)["grade_id"]: "My answer."})
     assert main(["check", str(path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "no automatic checks: all its 4 points are for answers that a tutor grades by hand" in out, out
+    assert "no automatic checks: all its" in out and "points are for answers that a tutor grades by hand" in out, out
     assert "0 / 0" not in out and "hidden checks" not in out
+    assert "graded by hand" in out and "not answered yet" in out, out
 
 
 def test_the_report_goes_to_a_strict_stream_of_any_encoding(tmp_path, monkeypatch):
