@@ -51,7 +51,8 @@ def _depended_on(attempt: Attempt, grade_id: str) -> set[int] | None:
     sources = [c.get("source", "") if c.get("cell_type") == "code" and isinstance(c.get("source"), str) else ""
                for c in before]
     probe = "(" + ", ".join(attempt.official[grade_id].objects) + ",)"  # what the probe reads, where it stands
-    needed = needed_cells([*sources, probe], {len(sources)})
+    setup = {attempt.plan.setup} if attempt.plan.setup is not None and attempt.plan.setup < len(sources) else set()
+    needed = needed_cells([*sources, probe], {len(sources)}, trusted=setup)  # the setup cell runs as released
     return None if needed is None else needed - {len(sources)}
 
 
