@@ -191,18 +191,21 @@ def _plan_jobs(path, course: Course) -> list[_Job]:
     for submission in collect(path):
         label = submission.path or submission.name
         try:
-            if not submission.ok:
+            if submission.data is None:  # refused unread: a link, a special file, too large
                 raise UnreadableSubmission(submission.reason or "not read")
             plan = identify(parse_submission(submission.data), submission.name, course)
             job = _Job(submission.student, label, plan.release.name if plan else submission.name, submission.data)
+            if not submission.ok:  # read, then refused (its name collides with another student's): its notebook's rows
+                job.refused, job.data = f"{label}: {submission.reason}", None
         except UnreadableSubmission as error:
             plan = identify(None, submission.name, course)
-            job = _Job(submission.student, label, plan.release.name if plan else NOT_GRADED, None, f"{label}: {error}")
+            job = _Job(submission.student, label, plan.release.name if plan else NOT_GRADED, None,
+                       f"{label}: {submission.reason or error}")
         except Exception as error:  # nothing one submission holds stops the batch
             job = _Job(submission.student, label, NOT_GRADED, None,
-                       f"{label}: not read ({type(error).__name__}: {str(error)[:200]})")
+                       f"{label}: {submission.reason or f'not read ({type(error).__name__}: {str(error)[:200]})'}")
         jobs.append(job)
-        keys.append((submission.key, job.notebook))
+        keys.append((submission.student, job.notebook))  # two students never share one: their names collide
     graded: dict[tuple, str] = {}  # the copy of each student's notebook that counts: the first readable one,
     for job, key in zip(jobs, keys, strict=True):  # else the first refused one
         if job.refused is None and key not in graded:
