@@ -287,14 +287,19 @@ def _similarity(args: argparse.Namespace) -> int:
     _require_extra("similarity")
     from pathlib import Path
 
-    from seglab.course.similarity import report_html, similar_pairs
+    from seglab.course.similarity import compare, report_html
     from seglab.course.spreadsheet import say, write_text
 
-    pairs = similar_pairs(args.submissions, notebooks_dir=args.notebooks, threshold=args.threshold)
-    write_text(Path(args.out), report_html(pairs, args.threshold))  # atomic, valid UTF-8 whatever the answers hold
+    found = compare(args.submissions, notebooks_dir=args.notebooks, threshold=args.threshold)
+    pairs = found.pairs
+    # atomic, valid UTF-8 whatever the answers hold
+    write_text(Path(args.out), report_html(pairs, args.threshold, found.unread))
     for pair in pairs:
         exercises = ", ".join(e for e, share in pair.exercises if share >= args.threshold)
         say(f"{pair.score:4.0%}  {pair.a}  {pair.b}  ({exercises})")
+    for student, notes in sorted(found.unread.items()):
+        for note in notes:
+            say(f"not compared: {student}: {note}")
     say(f"{len(pairs)} pairs at or above {args.threshold:.0%}; side by side in {args.out}")
     return 0
 

@@ -15,9 +15,14 @@ import io
 import keyword
 import tokenize
 
-__all__ = ["K", "fingerprints", "normalise"]
+__all__ = ["K", "TooDeep", "fingerprints", "normalise"]
 
 K = 5  # tokens per fingerprint
+
+
+class TooDeep(ValueError):
+    """Code nested deeper than Python's own parser and unparser read (``1+1+...+1`` with thousands of terms):
+    it cannot be normalised, so it cannot be compared."""
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
@@ -66,13 +71,21 @@ class _Renamer(ast.NodeTransformer):
 
 
 def normalise(source: str) -> list[str]:
-    """The tokens of ``source`` with comments, docstrings and formatting gone and local names renamed."""
+    """The tokens of ``source`` with comments, docstrings and formatting gone and local names renamed.
+
+    Raises :class:`TooDeep` for code nested too deeply to read (Python's parser, renamer and unparser recurse
+    once per level: a long enough chain of ``+`` raises ``RecursionError`` in any of them)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:  # not Python (a cell magic, a syntax error): compare its plain tokens
+    except (SyntaxError, ValueError):  # not Python (a cell magic, a syntax error): compare its plain tokens
         return source.split()
-    _strip_docstrings(tree)
-    text = ast.unparse(_Renamer().visit(tree))
+    except (RecursionError, MemoryError):
+        raise TooDeep("nested too deeply for Python to read") from None
+    try:
+        _strip_docstrings(tree)
+        text = ast.unparse(_Renamer().visit(tree))
+    except RecursionError:
+        raise TooDeep("nested too deeply for Python to read") from None
     skip = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER, tokenize.COMMENT}
     tokens = []
     for token in tokenize.generate_tokens(io.StringIO(text).readline):

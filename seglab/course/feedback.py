@@ -35,18 +35,25 @@ MAX_SIDE = 256  # pixels per side of a picture (larger planes are subsampled)
 
 
 def write_record(folder: str | Path, student: str, notebook: str, exercises: list[dict],
-                 answers: dict[str, str], findings: list[str] | None = None) -> Path:
+                 answers: dict[str, str], findings: list[str] | None = None, *, refused: str | None = None) -> Path:
     """Keep the grader's results for one submission (values as :mod:`seglab.checks.wire` data), atomically,
     in ``folder/<student folder>/<notebook>.json`` (:func:`folder_name`). ``findings``: what the grader
-    noticed in the submission's code, shown on the page."""
+    noticed in the submission's code, shown on the page; ``refused``: why the submission was not graded (refused
+    when collected, unreadable, too large, a second copy, a step of the grader failed), said first on its page."""
     student, notebook = clean_text(student), clean_text(notebook)
-    path = Path(folder) / folder_name(student) / f"{folder_name(Path(notebook).stem)}.json"
+    path = Path(folder) / folder_name(student) / f"{folder_name(_stem(notebook))}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"student": student, "notebook": notebook, "exercises": encode(exercises),
               "answers": {clean_text(k): clean_text(v) for k, v in (answers or {}).items()},
-              "findings": [clean_text(f) for f in findings or []]}
+              "findings": [clean_text(f) for f in findings or []], "refused": clean_text(refused) if refused else ""}
     write_text(path, json.dumps(record))  # ASCII JSON: every other character escaped
     return path
+
+
+def _stem(notebook: str) -> str:
+    """A notebook's name without ``.ipynb``: ``01_x.ipynb (second copy)`` keeps its tail, so its page is not the
+    graded copy's."""
+    return notebook[:-len(".ipynb")] if notebook.lower().endswith(".ipynb") else notebook
 
 
 def folder_name(name: str) -> str:
@@ -206,8 +213,9 @@ def render_page(record: dict, rows, manual: dict[str, tuple[str, str]] | None = 
     total = sum(_number(r.points) or 0.0 for r in rows if r.points != "")
     maximum = sum(_number(r.max) or 0.0 for r in rows)
     waiting = sum(1 for r in rows if r.points == "")
-    student, stem = clean_text(record.get("student", "")), Path(clean_text(record.get("notebook", ""))).stem
+    student, stem = clean_text(record.get("student", "")), _stem(clean_text(record.get("notebook", "")))
     findings = record.get("findings") or []
+    refused = record.get("refused") if isinstance(record.get("refused"), str) else ""
     answers = record.get("answers") if isinstance(record.get("answers"), dict) else {}
     sections = []
     for row in rows:
@@ -224,7 +232,8 @@ def render_page(record: dict, rows, manual: dict[str, tuple[str, str]] | None = 
                   student=_text(student), total=f"{total:g}", maximum=f"{maximum:g}", waiting=waiting,
                   rows=[{"exercise": _text(r.exercise), "status": _status(r.points, r.max), "message": _text(r.message)}
                         for r in rows],
-                  broken=broken, findings=[_text(f) for f in findings[:50]] if isinstance(findings, list) else [],
+                  broken=broken, refused=_text(refused),
+                  findings=[_text(f) for f in findings[:50]] if isinstance(findings, list) else [],
                   sections=sections)
 
 

@@ -89,7 +89,7 @@ def grade_submission(student: str, file: str | Path, course: Course, options: Gr
                 raise UnreadableSubmission(f"not read: {error}") from None
         plan = identify(parse_submission(data), name, course)
         if plan is None:
-            return [GradeRow(student, name, "*", 0, 0, "cannot tell which notebook this is")]
+            return _failed(student, name, course, "cannot tell which notebook this is", options)
         return _grade_plan(student, plan, course, options)
     except UnreadableSubmission as error:
         reason = str(error)
@@ -97,9 +97,7 @@ def grade_submission(student: str, file: str | Path, course: Course, options: Gr
         reason = f"the grader could not grade this submission ({type(error).__name__}: {str(error)[:200]})"
     if plan is None:
         plan = identify(None, name, course)
-    if plan is None:
-        return [GradeRow(student, name, "*", 0, 0, reason)]
-    return failed_rows(student, plan.release.name, course, reason)
+    return _failed(student, name if plan is None else plan.release.name, course, reason, options)
 
 
 def _grade_plan(student: str, plan: Plan, course: Course, options: GradeOptions) -> list[GradeRow]:
@@ -160,6 +158,20 @@ def _run(attempt: Attempt, skipped: set[int], options: GradeOptions, *, only_nee
     return read_run(grading, stop_reason, needed, completed)
 
 
+def _failed(student: str, notebook: str, course: Course, reason: str, options: GradeOptions) -> list[GradeRow]:
+    """The rows of a submission that was refused or could not be graded, each with the reason, and with
+    ``options.feedback_dir`` the record of its page, which says why (a record that cannot be written costs the
+    page, never the rows)."""
+    rows = failed_rows(student, notebook, course, reason)
+    if options.feedback_dir is not None:
+        try:
+            write_record(options.feedback_dir, student, notebook, [], {}, refused=reason)
+        except (OSError, ValueError) as error:
+            for row in rows:
+                row.message += f" (its feedback page could not be written: {type(error).__name__})"
+    return rows
+
+
 # --- a batch ----------------------------------------------------------------------------------------------------
 
 
@@ -195,18 +207,21 @@ def _plan_jobs(path, course: Course) -> list[_Job]:
     for submission in collect(path):
         label = submission.path or submission.name
         try:
-            if not submission.ok:
+            if submission.data is None:  # refused unread: a link, a special file, too large
                 raise UnreadableSubmission(submission.reason or "not read")
             plan = identify(parse_submission(submission.data), submission.name, course)
             job = _Job(submission.student, label, plan.release.name if plan else submission.name, submission.data)
+            if not submission.ok:  # read, then refused (its name collides with another student's): its notebook's rows
+                job.refused, job.data = f"{label}: {submission.reason}", None
         except UnreadableSubmission as error:
             plan = identify(None, submission.name, course)
-            job = _Job(submission.student, label, plan.release.name if plan else NOT_GRADED, None, f"{label}: {error}")
+            job = _Job(submission.student, label, plan.release.name if plan else NOT_GRADED, None,
+                       f"{label}: {submission.reason or error}")
         except Exception as error:  # nothing one submission holds stops the batch
             job = _Job(submission.student, label, NOT_GRADED, None,
-                       f"{label}: not read ({type(error).__name__}: {str(error)[:200]})")
+                       f"{label}: {submission.reason or f'not read ({type(error).__name__}: {str(error)[:200]})'}")
         jobs.append(job)
-        keys.append((submission.key, job.notebook))
+        keys.append((submission.student, job.notebook))  # two students never share one: their names collide
     graded: dict[tuple, str] = {}  # the copy of each student's notebook that counts: the first readable one,
     for job, key in zip(jobs, keys, strict=True):  # else the first refused one
         if job.refused is None and key not in graded:
@@ -259,7 +274,7 @@ def grade(path: str | Path, options: GradeOptions = DEFAULTS, *, skip: set[tuple
     jobs = []
     for job in planned:
         if job.refused is not None:
-            done(failed_rows(job.student, job.notebook, course, job.refused))
+            done(_failed(job.student, job.notebook, course, job.refused, options))
         else:
             jobs.append(job)
     if options.workers <= 1:
@@ -267,7 +282,7 @@ def grade(path: str | Path, options: GradeOptions = DEFAULTS, *, skip: set[tuple
             try:
                 done(_grade_job((job.student, job.file, job.data, course, options)))
             except Exception as error:  # grade_submission never raises; this is the last net
-                done(failed_rows(job.student, job.notebook, course, f"the grader failed ({type(error).__name__})"))
+                done(_failed(job.student, job.notebook, course, f"the grader failed ({type(error).__name__})", options))
     else:
         _grade_in_pool(jobs, course, options, done)
     bar.close()
@@ -294,12 +309,13 @@ def _grade_in_pool(jobs: list[_Job], course: Course, options: GradeOptions, done
                 except BrokenProcessPool:
                     broke[id(job)] = broke.get(id(job), 0) + 1
                     if broke[id(job)] >= 2 or len(todo) == 1:
-                        done(failed_rows(job.student, job.notebook, course,
-                                         "the grading worker died while grading this submission"))
+                        done(_failed(job.student, job.notebook, course,
+                                     "the grading worker died while grading this submission", options))
                     else:
                         retry.append(job)
                 except Exception as error:
-                    done(failed_rows(job.student, job.notebook, course, f"the grader failed ({type(error).__name__})"))
+                    done(_failed(job.student, job.notebook, course, f"the grader failed ({type(error).__name__})",
+                                 options))
         todo = retry
 
 

@@ -62,6 +62,8 @@ class UnsafeFile(OSError):
 @dataclass(frozen=True)
 class Submission:
     """One submitted notebook: ``data`` its bytes (read once), or ``None`` and the ``reason`` it was refused.
+    A submission refused for its student's name (it collides with another's) keeps its bytes beside the
+    reason, so that the grader can tell which notebook it is; it is never graded (``ok`` is false).
 
     ``student``: the display name (valid text); ``name``: the notebook's file name (``my_work.ipynb``);
     ``path``: where it was found, relative to what was collected (``submitted/heidi/ps1/my_work.ipynb``,
@@ -355,18 +357,23 @@ def _open_regular(path: Path) -> int:
 
 
 def _refuse_collisions(found: list[Submission]) -> list[Submission]:
+    """Refuse every submission whose student's name normalises like another student's, naming the other(s);
+    the bytes stay, so that the grader can tell which notebook it is and give it that notebook's rows."""
     names: dict[str, set[str]] = {}
     for submission in found:
         names.setdefault(submission.key, set()).add(submission.student)
     out = []
     for submission in found:
-        same = sorted(names[submission.key])
-        if len(same) > 1:
-            others = " and ".join(f"'{name}'" for name in same)
-            submission = Submission(submission.student, submission.name, None,
-                                    f"refused: the students {others} have the same normalised name "
-                                    f"{submission.key!r} (they would share a feedback folder): rename one "
-                                    "folder or file and grade again", submission.path, submission.file)
+        others = sorted(names[submission.key] - {submission.student})
+        if others:
+            same = " and ".join(f"'{name}'" for name in others)
+            besides = f" (besides: {submission.reason})" if submission.reason else ""
+            submission = Submission(submission.student, submission.name, submission.data,
+                                    f"refused: the name '{submission.student}' is the same as {same} once "
+                                    f"normalised ({submission.key!r}), so the grader cannot tell the two students "
+                                    "apart (their grades, hand-grading rows and feedback would be confused): rename "
+                                    f"the folder or file of one of them and grade again{besides}", submission.path,
+                                    submission.file)
         out.append(submission)
     return out
 

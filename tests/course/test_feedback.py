@@ -5,6 +5,9 @@ solutions (the release's leak check finds nothing in them)."""
 from __future__ import annotations
 
 import csv
+import html
+import json
+import os
 import re
 import subprocess
 import sys
@@ -15,10 +18,12 @@ import pytest
 from seglab.checks.wire import encode
 from seglab.cli import main
 from seglab.course import pages
-from seglab.course.feedback import render_page
+from seglab.course.feedback import folder_name, render_page
+from seglab.course.grade import GradeOptions, grade_class
 from seglab.course.kit import SolutionSecrets, find_leaks
 from seglab.course.rows import GradeRow
 from seglab.course.sandbox import bwrap_available
+from seglab.course.scan import LIMITS
 from tests.support import ROOT, cells_by_grade_id
 
 NOTEBOOK = "02_upsampling.ipynb"
@@ -172,3 +177,41 @@ def test_page_commands_name_the_tutor_extra_without_jinja2(argv, tmp_path, capsy
     err = capsys.readouterr().err
     assert 'pip install "seglab[tutor]"' in err and "jinja2" in err and "Traceback" not in err
     assert not (tmp_path / "pages").exists()
+
+
+def test_every_submission_not_graded_gets_a_page_that_says_why(tmp_path):
+    """Refused when collected (names that collide, a link), not a notebook, a second copy, more code than the
+    grader reads: each gets its rows and a page that says why it was not graded (no kernel runs)."""
+    folder, pages = tmp_path / "class", tmp_path / "pages"
+    folder.mkdir()
+    released = ROOT / "notebooks" / "01_convolution_arithmetic.ipynb"
+    (folder / "jane doe.ipynb").write_bytes(released.read_bytes())
+    (folder / "jane_doe.ipynb").write_bytes(released.read_bytes())
+    (folder / "ivan.ipynb").write_text("not json")
+    (folder / "zoe").mkdir()
+    (folder / "zoe" / "01_a.ipynb").write_text("")  # neither copy can be read: the first counts
+    (folder / "zoe" / "01_b.ipynb").write_text("{")
+    bulky = nbformat.read(released, as_version=4)
+    bulk = "\n".join(f"def g{n}(a, b):\n    return a * {n} + b" for n in range(4000))  # about 150 KiB a cell
+    bulky.cells += [nbformat.v4.new_code_cell(bulk) for _ in range(4)]
+    nbformat.write(bulky, folder / "bulky.ipynb")
+    reasons = {"jane doe": "is the same as 'jane_doe'", "jane_doe": "is the same as 'jane doe'",
+               "ivan": "not a valid notebook", "bulky": f"more than {LIMITS.code_bytes // 1024} KiB of code",
+               "zoe": "second copy"}
+    if os.name == "posix":
+        os.symlink(ROOT / "solutions" / "01_convolution_arithmetic.ipynb", folder / "mallory.ipynb")
+        reasons["mallory"] = "symbolic link"
+    batch = grade_class(folder, GradeOptions(solutions_dir=ROOT / "solutions", sandbox="none", progress=False,
+                                             feedback_dir=str(pages)), out=tmp_path / "grades.csv")
+    assert {row.student for row in batch.rows} == set(reasons)
+    for student, reason in reasons.items():
+        shown = [html.unescape(page.read_text(encoding="utf-8"))
+                 for page in sorted((pages / folder_name(student)).glob("*.html"))]
+        said = [text for text in shown if "This notebook was not graded" in text]
+        assert said and all(reason in text or student == "zoe" for text in said), (student, shown)
+        assert any(reason in row.message for row in batch.rows if row.student == student), student
+    zoe = sorted((pages / folder_name("zoe")).glob("*.json"))
+    assert len(zoe) == 2, zoe  # the second copy's page is not the counted copy's
+    assert {json.loads(p.read_text())["notebook"] for p in zoe} == {"01_convolution_arithmetic.ipynb",
+                                                                     "01_convolution_arithmetic.ipynb (second copy)"}
+    assert any("second copy" in html.unescape(p.with_suffix(".html").read_text()) for p in zoe)

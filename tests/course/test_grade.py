@@ -207,6 +207,22 @@ def test_notebook_and_cells_are_told_by_the_release_not_by_labels(graded):
                    "check_receptive_field": 3}, leo
 
 
+def test_names_that_collide_get_their_notebooks_rows_with_the_reason(tmp_path):
+    """"jane doe" and "jane_doe" are both refused (no kernel runs), each with notebook 01's own rows: its
+    exercises and maxima (the tutor's totals keep both students), naming the other and what to do."""
+    _write(nbformat.read(STUDENT, as_version=4), tmp_path / "jane doe.ipynb")  # the file name tells no notebook
+    _write(nbformat.read(STUDENT, as_version=4), tmp_path / "jane_doe.ipynb")
+    rows = grade(tmp_path, GradeOptions(solutions_dir=ROOT / "solutions", sandbox="none", progress=False))
+    official = load_course(ROOT / "solutions").exercises[STUDENT.name]
+    for student, other in (("jane doe", "jane_doe"), ("jane_doe", "jane doe")):
+        own = [row for row in rows if row.student == student]
+        assert [(r.notebook, r.exercise, r.max) for r in own] == [(STUDENT.name, e.grade_id, e.points)
+                                                                  for e in official]
+        assert all(r.points in (0, "") for r in own) and sum(r.max for r in own) > 0
+        assert all(f"'{student}' is the same as '{other}'" in r.message and "rename" in r.message for r in own)
+    assert not any("second copy" in row.message or "second copy" in row.notebook for row in rows)
+
+
 def test_exercises_come_from_the_solutions():
     exercises = load_course(ROOT / "solutions").exercises[SOLUTION.name]
     checks = [e for e in exercises if e.kind == "check"]

@@ -337,11 +337,13 @@ def test_similarity_report_with_hostile_names(tmp_path, monkeypatch, capsys):
     from seglab.course import similarity
 
     pair = similarity.Pair("=a\ud800", "b\x1b", 0.9, [("ex", 0.9)], {"ex": ("x = '\udcff'", "<script>")})
-    monkeypatch.setattr(similarity, "similar_pairs", lambda *a, **k: [pair])
+    unread = {"c\ud800": ["cell 3: <b>\x1b"]}  # what could not be compared, with its student's name
+    monkeypatch.setattr(similarity, "compare", lambda *a, **k: similarity.Comparison([pair], unread))
     out = tmp_path / "s.html"
     assert main(["similarity", str(tmp_path), "--out", str(out)]) == 0
     text = _valid_utf8(out)
     assert "\\ud800" in text and "&lt;script&gt;" in text and "\x1b" not in text
+    assert "c\\ud800: cell 3: &lt;b&gt;" in text
     printed = capsys.readouterr().out
     printed.encode("utf-8")
     assert "=a\\ud800" in printed

@@ -8,9 +8,9 @@ import re
 import nbformat
 import pytest
 
-from seglab.checks.fingerprint import normalise
+from seglab.checks.fingerprint import TooDeep, normalise
 from seglab.cli import main
-from seglab.course.similarity import similar_pairs
+from seglab.course.similarity import compare, similar_pairs
 from tests.support import ROOT, cells_by_grade_id
 
 NOTEBOOK = "02_upsampling.ipynb"
@@ -150,6 +150,92 @@ def test_a_pasted_copy_of_seglab_is_reported_by_name(tmp_path, capsys):
     assert main(["similarity", str(tmp_path), "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
     assert "erin  seglab.arithmetic.conv_output_size" in capsys.readouterr().out
     assert "seglab.arithmetic.conv_output_size" in out.read_text()
+
+
+def _class_of(folder, answers: dict, *, extra: dict | None = None, moved: bool = False):
+    """Notebook 02 for each student, answered with ``answers[student](grade_id)``: in the answer cells, or
+    (``moved``) in a new code cell right after each answer cell, which keeps its stub. ``extra``: a code cell
+    added to a student's notebook right after the setup cell (before every check)."""
+    for student, answer in answers.items():
+        notebook = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
+        for grade_id, cell in cells_by_grade_id(notebook, kind="solution", code_only=True).items():
+            if moved:
+                notebook.cells.insert(notebook.cells.index(cell) + 1, nbformat.v4.new_code_cell(answer(grade_id)))
+            else:
+                cell.source = answer(grade_id)
+        if extra and student in extra:
+            notebook.cells.insert(1, nbformat.v4.new_code_cell(extra[student]))
+        nbformat.write(notebook, folder / f"{student}.ipynb")
+    return folder
+
+
+def _solution_cells():
+    return cells_by_grade_id(nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4), kind="solution",
+                             code_only=True)
+
+
+def test_answers_moved_below_their_stubs_are_compared(tmp_path):
+    """The answer cells keep the stub and the functions are defined in new cells below them (graded, since
+    the check calls the last definition): the copy is still found, and independent answers still are not."""
+    solution = _solution_cells()
+    _class_of(tmp_path, {"frida": lambda gid: solution[gid].source,
+                         "gus": lambda gid: _disguise(solution[gid].source),
+                         "hana": lambda gid: INDEPENDENT[gid]}, moved=True)
+    found = similar_pairs(tmp_path, notebooks_dir=ROOT / "notebooks")
+    assert [(p.a, p.b) for p in found] == [("frida", "gus")]
+    pair = found[0]
+    assert pair.score > 0.9 and set(pair.cells) == set(INDEPENDENT)
+    assert all("NotImplementedError" not in a + b for a, b in pair.cells.values())  # the moved code, not the stub
+    assert any("upsampled" in b for _, b in pair.cells.values())
+    everything = {(p.a, p.b): p.score for p in similar_pairs(tmp_path, notebooks_dir=ROOT / "notebooks",
+                                                             threshold=0)}
+    assert everything.get(("frida", "hana"), 0) < 0.5 and everything.get(("gus", "hana"), 0) < 0.5
+
+
+def test_a_helper_in_another_cell_is_part_of_the_answer(tmp_path):
+    """What the check's function calls is compared with it: a copy split into a helper elsewhere is found."""
+    solution = _solution_cells()
+    body = re.sub(r"\bdef bilinear_kernel\b", "def _weights", solution["bilinear_kernel"].source)
+    split = {"bilinear_kernel": "def bilinear_kernel(channels, kernel_size):\n"
+                                "    return _weights(channels, kernel_size)"}
+    _class_of(tmp_path, {"ines": lambda gid: solution[gid].source,
+                         "jon": lambda gid: split.get(gid, INDEPENDENT[gid])},
+              extra={"jon": _disguise(body)})
+    pair = next(p for p in similar_pairs(tmp_path, notebooks_dir=ROOT / "notebooks", threshold=0)
+                if (p.a, p.b) == ("ines", "jon"))
+    assert dict(pair.exercises)["bilinear_kernel"] > 0.9, pair.exercises
+    assert dict(pair.exercises)["convolution_matrix"] < 0.5
+
+
+DEEP = "LIMIT = " + "+".join(["1"] * 200_000)
+
+
+def test_code_nested_too_deeply_to_read_is_left_out_and_said(tmp_path, capsys):
+    """A 200 000-term sum breaks Python's parser (RecursionError): its cell is left out, its student is told
+    so in the report, and every other pair is still reported."""
+    with pytest.raises(TooDeep):
+        normalise(DEEP)
+    with pytest.raises(TooDeep):  # parses, but the renamer and unparser recurse once per term
+        normalise("LIMIT = " + "+".join(["1"] * 1_500))
+    solution = _solution_cells()
+    _class_of(tmp_path, {"kim": lambda gid: solution[gid].source,
+                         "lou": lambda gid: _disguise(solution[gid].source),
+                         "max": lambda gid: _disguise(solution[gid].source) + ("\n" + DEEP if gid == "bilinear_kernel"
+                                                                              else "")},
+              extra={"lou": DEEP})
+    found = compare(tmp_path, notebooks_dir=ROOT / "notebooks")
+    assert sorted((p.a, p.b) for p in found.pairs) == [("kim", "lou"), ("kim", "max"), ("lou", "max")]
+    assert set(found.unread) == {"lou", "max"}
+    assert all("too deeply" in note for notes in found.unread.values() for note in notes)
+    assert any("bilinear_kernel" in note for note in found.unread["max"])  # its answer cell: not compared
+    kim_max = next(p for p in found.pairs if (p.a, p.b) == ("kim", "max"))
+    assert "bilinear_kernel" not in dict(kim_max.exercises) and len(kim_max.exercises) == 3
+    out = tmp_path / "report.html"
+    assert main(["similarity", str(tmp_path), "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kim  lou" in printed and "not compared: lou: lou.ipynb, cell" in printed
+    page = out.read_text()
+    assert "Not compared" in page and "lou: lou.ipynb, cell" in page and "LIMIT" not in page
 
 
 # ------------------------------------------------------------------ the report is a template, values are text

@@ -141,8 +141,12 @@ def test_names_that_collide_are_both_refused(tmp_path):
     found = collect(tmp_path)
     refused = {s.student: s.reason for s in found if not s.ok}
     assert set(refused) == {"jane doe", "jane_doe", "Bob", "bob"}
-    assert "'jane doe' and 'jane_doe'" in refused["jane_doe"] and "'Bob' and 'bob'" in refused["bob"]
+    # each names the other it collides with, and what to do
+    assert "'jane_doe' is the same as 'jane doe'" in refused["jane_doe"] and "'Bob'" in refused["bob"]
+    assert "'jane doe' is the same as 'jane_doe'" in refused["jane doe"] and "'bob'" in refused["Bob"]
+    assert all("rename the folder or file of one of them" in reason for reason in refused.values())
     assert [s.student for s in found if s.ok] == ["carol", "carol"]
+    assert all(s.data == NOTEBOOK for s in found)  # kept: the grader tells which notebook it is from its cells
 
 
 def _zip(path: Path, members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
