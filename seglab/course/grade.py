@@ -62,7 +62,7 @@ from seglab.course.results import Run, read_run
 from seglab.course.rows import NOT_GRADED, GradeRow, append_csv, failed_rows, merge_csvs, read_csv, write_csv
 from seglab.course.run import run_sandboxed
 from seglab.course.sandbox import SandboxUnavailable, bwrap_available
-from seglab.course.scan import LIMITS, refused_cells, scan_cells
+from seglab.course.scan import LIMITS, refused_cells, scan_plan
 from seglab.course.submissions import UnreadableSubmission, collect, parse_submission, read_regular
 
 __all__ = ["Batch", "GradeOptions", "grade", "grade_class", "grade_submission", "in_shard", "merge_hand_grading",
@@ -114,8 +114,7 @@ def _grade_plan(student: str, plan: Plan, course: Course, options: GradeOptions)
     if sum(len(source.encode("utf-8", "replace")) for source in code.values()) > LIMITS.code_bytes:
         raise UnreadableSubmission(f"not graded: more than {LIMITS.code_bytes // 1024} KiB of code in all (an "
                                    "answer needs a few KiB)")
-    setup = plan.release.cells[plan.release.setup].source if plan.release.setup is not None else ""
-    findings = scan_cells(code, trusted=(setup,))
+    findings = scan_plan(plan)
     skipped = refused_cells(findings)
     refusals, notes = [f for f in findings if f.refused], [f for f in findings if not f.refused]
 

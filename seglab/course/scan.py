@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from seglab.checks.tamper import Names, cell_python, tampering
 
-__all__ = ["LIMITS", "Finding", "ScanLimits", "first_line", "names_of", "refused_cells", "scan_cells", "scan_source"]
+__all__ = ["LIMITS", "Finding", "ScanLimits", "first_line", "names_of", "refused_cells", "scan_cells", "scan_plan",
+           "scan_source"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,14 @@ def scan_cells(sources: dict[int, str], *, limits: ScanLimits = LIMITS, trusted:
 def refused_cells(findings: list[Finding]) -> set[int]:
     """The 0-based indices of the cells that do not run."""
     return {f.cell - 1 for f in findings if f.refused}
+
+
+def scan_plan(plan) -> list[Finding]:
+    """The findings for a planned submission (:class:`seglab.course.plan.Plan`): its student's cells read with the
+    names that every code cell it runs binds (the release's setup cell as released). What grading and
+    ``seglab check`` both refuse: one function, so they agree."""
+    release = plan.release
+    setup = release.cells[release.setup].source if release.setup is not None else ""
+    code = [cell.get("source", "") for cell in plan.cells
+            if cell.get("cell_type") == "code" and isinstance(cell.get("source"), str)]
+    return scan_cells({p: plan.cells[p].source for p in plan.student_code()}, names=names_of([setup, *code]))

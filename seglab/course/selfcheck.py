@@ -39,7 +39,7 @@ from seglab.course.plan import identify
 from seglab.course.probes import probe_notebook
 from seglab.course.release import ANSWER_STUB, CODE_STUB
 from seglab.course.results import read_run
-from seglab.course.scan import first_line, names_of, refused_cells, scan_cells
+from seglab.course.scan import first_line, refused_cells, scan_plan
 from seglab.files import atomic_writer
 from seglab.notebook.tables import table
 
@@ -152,9 +152,7 @@ def check_notebook(path: str | Path, *, quick: bool = True, timeout: float = 300
     rng = random.Random()  # fresh cases each time, as the checks in the notebook draw them
     chosen = {gid: specs[gid].make_cases(rng, cell.cases or specs[gid].cases) for gid, cell in official.items()}
     student = plan.student_code()
-    setup = plan.release.cells[plan.release.setup].source if plan.release.setup is not None else ""
-    code = [cell.source for cell in plan.cells if cell.get("cell_type") == "code"]
-    findings = scan_cells({p: plan.cells[p].source for p in student}, names=names_of([setup, *code]))
+    findings = scan_plan(plan)  # what grading refuses: the same function
     grading = probe_notebook(plan, official, chosen, refused_cells(findings))
     if not official:  # answers graded by hand only: nothing to run (nor does grading run it)
         grading = grading._replace(notebook=nbformat.v4.new_notebook(), origin={})

@@ -228,24 +228,42 @@ CELL_METADATA = {"setup_tag": {"tags": ["seglab-setup"], "nbgrader": {"grade_id"
                                                                        "grade": False, "locked": True}}}
 
 
+def _attacker(name: str):
+    notebook = _notebook(before_checks=ATTACKS[name], cell_metadata=CELL_METADATA.get(name))
+    if name == "surrogates":
+        answer = next(c for c in notebook.cells if c.cell_type == "markdown" and nbgrader(c).get("solution"))
+        answer.source = "=HYPERLINK(\"http://x\") resolution \ud800 is set by the total stride"
+    if name == "paster":
+        notebook = _notebook(before_checks=_pasted_reference())
+    if name == "expression":
+        by_grade_id(notebook, "pool_output_size").source = (
+            "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n    return LIMIT")
+    return notebook
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_seglab_check_refuses_what_grading_refuses(name):
+    """The student's check plans with the kit's release and the grader with the tutor's solutions: the same
+    cells are the student's, and the same lines are refused, with the same words."""
+    from seglab.course.graded import load_course, released_course
+    from seglab.course.plan import identify
+    from seglab.course.scan import scan_plan
+    from seglab.course.submissions import parse_submission
+
+    cells = parse_submission(json.dumps(nbformat.from_dict(_attacker(name))).encode())
+    grader = identify(cells, f"{name}.ipynb", load_course(ROOT / "solutions"))
+    twin = identify(cells, f"{name}.ipynb", released_course(ROOT / "notebooks"))
+    assert grader.student_code() == twin.student_code()
+    assert [str(f) for f in scan_plan(twin)] == [str(f) for f in scan_plan(grader)]
+
+
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class2")
     nbformat.write(_notebook(solved=(HONEST, "pool_output_size", "transposed_conv_output_size", "receptive_field")),
                    folder / "alice.ipynb")
-    for name, attack in ATTACKS.items():
-        notebook = _notebook(before_checks=attack, cell_metadata=CELL_METADATA.get(name))
-        if name == "surrogates":
-            answer = next(c for c in notebook.cells if c.cell_type == "markdown"
-                          and nbgrader(c).get("solution"))
-            answer.source = "=HYPERLINK(\"http://x\") resolution \ud800 is set by the total stride"
-        if name == "paster":
-            attack = _pasted_reference()
-            notebook = _notebook(before_checks=attack)
-        if name == "expression":
-            by_grade_id(notebook, "pool_output_size").source = (
-                "def pool_output_size(i, k, s=None, p=0, ceil_mode=False):\n    return LIMIT")
-        _write_raw(notebook, folder / f"{name}.ipynb")
+    for name in ATTACKS:
+        _write_raw(_attacker(name), folder / f"{name}.ipynb")
     twice = folder / "zoe"  # two copies of one notebook: graded once, never summed
     twice.mkdir()
     nbformat.write(_notebook(), twice / "first.ipynb")

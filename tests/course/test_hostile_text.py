@@ -100,13 +100,13 @@ def test_numbers_and_moodle_no_grade_stay_as_they_are():
 # ------------------------------------------------------------------ grades CSV
 
 POINTS = st.one_of(st.just(""), st.floats(allow_nan=False))
-ROWS = st.lists(st.builds(GradeRow, ANY_TEXT, ANY_TEXT, ANY_TEXT, POINTS, st.floats(allow_nan=False), ANY_TEXT),
-                max_size=4)
+ROWS = st.lists(st.builds(GradeRow, ANY_TEXT, ANY_TEXT, ANY_TEXT, POINTS, st.floats(allow_nan=False), ANY_TEXT,
+                          ANY_TEXT), max_size=4)  # the review column too
 
 
 def _cleaned(row: GradeRow) -> GradeRow:
     return GradeRow(clean_text(row.student), clean_text(row.notebook), clean_text(row.exercise), row.points,
-                    row.max, clean_text(row.message))
+                    row.max, clean_text(row.message), clean_text(row.review))
 
 
 @given(ROWS, ROWS)
@@ -126,7 +126,8 @@ def test_grades_csv_round_trips_whatever_the_text(first, more):
 
 
 def test_hostile_rows_are_written_neutralised_and_read_back(tmp_path):
-    rows = [GradeRow(name, NOTEBOOK, "check_x", 1.5, 2, f"the check could not run: ValueError: {name}")
+    rows = [GradeRow(name, NOTEBOOK, "check_x", 1.5, 2, f"the check could not run: ValueError: {name}",
+                     f'cell 3 ("{name}"), line 1 runs code made at run time')  # a review note quotes a cell
             for name in HOSTILE]
     out = tmp_path / "grades.csv"
     append_csv(rows[:3], out)
@@ -134,7 +135,7 @@ def test_hostile_rows_are_written_neutralised_and_read_back(tmp_path):
     text = _valid_utf8(out)
     assert "\ud800" not in text and "\\ud800" in text and "\x00" not in text and "\x1b" not in text
     cells = _cells(out)
-    assert cells[0] == ["student", "notebook", "exercise", "points", "max", "message"]
+    assert cells[0] == ["student", "notebook", "exercise", "points", "max", "message", "review"]
     assert all(_no_formula(c) or c.startswith("'") for line in cells for c in line)
     assert {line[0] for line in cells[1:]} >= {"'=cmd|' /C calc'!A0", "'\t=1+1", "'''", "-", "-1"}
     assert read_csv(out) == [_cleaned(r) for r in rows]
