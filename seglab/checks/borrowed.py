@@ -195,8 +195,10 @@ def _op_recorder_class():
 # thread that is not the kernel's own and runs during the call (its Python stack moved, or it used CPU time) is
 # recorded as used itself.
 
+# (not torch: a torch loop that calls the objects it is handed, DataLoader's pin-memory loop, would run an
+# answer's work in a thread the watch took for the kernel's own)
 _LIBRARY_PACKAGES = ("ipykernel", "IPython", "jupyter_client", "zmq", "tornado", "traitlets", "comm", "debugpy",
-                     "tqdm", "torch", "seglab", "_pytest", "pytest_timeout", "xdist", "execnet")
+                     "tqdm", "seglab", "_pytest", "pytest_timeout", "xdist", "execnet")
 
 
 @functools.cache

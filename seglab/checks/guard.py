@@ -9,8 +9,12 @@ notebook's first cell. It
    :func:`changed` compares the kernel with it; the probe calls it before it runs an answer and again before
    it shows the outcomes, and refuses to check when anything was replaced, however a cell reached it;
 2. adds an **audit hook** (PEP 578, for the rest of the kernel's life) that refuses, at run time, what the
-   source scan (:mod:`seglab.checks.tamper`) refuses in a cell: code compiled from a string or a file at run
-   time (``exec``, ``eval``, a module the notebook wrote) is scanned with the same rules before it runs; the
+   source scan (:mod:`seglab.checks.tamper`) refuses in a cell: the notebook's own code cannot take a frame
+   (``sys._getframe``, a traceback's ``tb_frame``, a generator's ``gi_frame``), list the interpreter's objects
+   (``gc.get_objects``, ``get_referrers``), read a library function's ``__code__`` or set a tracer, profiler or
+   audit hook (libraries still may: ``namedtuple``, ``traceback``, ``pdb``); code compiled from a string or a
+   file at run time (``exec``, ``eval``, a module the notebook wrote) is scanned with the same rules before it
+   runs; the
    process's raw memory (``/proc/self/mem``) cannot be opened; and while an answer is called
    (:func:`seglab.checks.processes.calling`) no process can be started and no signal sent to another process
    from Python (PyTorch's operators, threads and other processes are watched by :mod:`seglab.checks.borrowed`).
@@ -37,8 +41,16 @@ PATH_MODULES = ("seglab.checks", "seglab.checks.probe", "seglab.checks.wire", "s
                 "IPython.core.display_functions", "IPython.display", "IPython.core.displaypub",
                 "ipykernel.zmqshell", "ipykernel.iostream", "jupyter_client.session", "json", "json.encoder",
                 "base64", "math", "traceback", "functools", "inspect", "threading", "_thread", "psutil")
-WHOLE_NAMESPACE = ("numpy", "torch")  # their functions and classes, not each class's own attributes
+# of numpy and torch, the names the wire uses (their namespaces change legitimately: importing torch._dynamo
+# wraps torch.manual_seed)
+WIRE_NAMES = {"numpy": ("ascontiguousarray", "bool_", "dtype", "float32", "float64", "frombuffer", "generic", "int64",
+                        "integer", "iscomplexobj", "issubdtype", "ndarray"),
+              "torch": ("Tensor", "float32", "float64", "from_numpy", "is_tensor")}
 TENSOR_METHODS = ("detach", "cpu", "clone", "float", "numpy", "is_floating_point", "resolve_conj", "resolve_neg")
+# what the notebook's own code may never do once the guard is in place (libraries may: namedtuple, traceback, pdb)
+STUDENT_NEVER = {"sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                 "sys.settrace", "sys.setprofile", "sys.addaudithook"}
+FRAME_GETS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}  # attribute reads that hand out a frame
 DURING_CALL = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "os.system", "subprocess.Popen",
                "pty.spawn", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata",
                "ctypes.string_at", "ctypes.wstring_at", "ctypes.call_function"}
@@ -96,9 +108,32 @@ def _hook(event: str, args: tuple) -> None:
             _local.busy = False
         if why:
             raise PermissionError(f"grading does not run this code: {why}")
+    elif event in STUDENT_NEVER or (event == "object.__getattr__" and len(args) > 1
+                                    and args[1] in FRAME_GETS | {"__code__"}):
+        _local.busy = True  # what the hook reads here raises these events itself
+        try:
+            from seglab.checks.origin import library_of
+
+            caller = sys._getframe(1).f_code.co_filename  # who asks: the notebook's own code, or a library's
+            student = library_of(caller) is None and not caller.startswith("<frozen")
+            if student and args[1:2] == ("__code__",):  # its own functions' code is the notebook's to read
+                student = _library_function(args[0])
+        finally:
+            _local.busy = False
+        if student:
+            what = args[1] if event == "object.__getattr__" else event
+            raise PermissionError(f"grading does not let a notebook's code use {what} (frames, the interpreter's "
+                                  "objects, tracers): write your answer without it")
     elif CALL.active and event in DURING_CALL and not _own_signal(event, args):
         raise PermissionError(f"an answer may not start processes, send signals or call C code while it is "
                               f"checked ({event})")
+
+
+def _library_function(value) -> bool:
+    from seglab.checks.origin import library_of
+
+    code = getattr(value, "__code__", None)
+    return code is not None and library_of(code.co_filename) is not None
 
 
 def _own_signal(event: str, args: tuple) -> bool:
@@ -142,16 +177,18 @@ def _take_snapshot() -> list:
     for name in vars(builtins):
         if name not in ("input", "raw_input"):  # ipykernel puts its own in place for each cell it runs
             add(f"builtins.{name}", vars(builtins), name)
-    modules = [m for m in PATH_MODULES if m in sys.modules]
-    for module_name in modules + [m for m in WHOLE_NAMESPACE if m in sys.modules]:
+    for module_name, names in WIRE_NAMES.items():
+        if module_name in sys.modules:
+            add(f"sys.modules[{module_name!r}]", sys.modules, module_name)
+            for name in names:
+                add(f"{module_name}.{name}", vars(sys.modules[module_name]), name)
+    for module_name in [m for m in PATH_MODULES if m in sys.modules]:
         module = sys.modules[module_name]
         add(f"sys.modules[{module_name!r}]", sys.modules, module_name)
         for name, value in list(vars(module).items()):
             if name.startswith("__") or not _is_code(value):
                 continue
             add(f"{module_name}.{name}", vars(module), name)
-            if module_name in WHOLE_NAMESPACE:
-                continue
             for part in ("__code__", "__defaults__", "__kwdefaults__"):
                 if isinstance(value, types.FunctionType):
                     add(f"{module_name}.{name}.{part}", value, part)
@@ -227,7 +264,7 @@ def install(*, sandboxed: bool | None = None) -> None:
     """Import the probe's path, take its snapshot and add the audit hook (once per kernel)."""
     if STATE.installed:
         return
-    for name in PATH_MODULES + WHOLE_NAMESPACE:
+    for name in (*PATH_MODULES, *WIRE_NAMES):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -85,7 +85,7 @@ WATCH_OFF = re.compile(r"^_\w*[dD]ispatch|^Dispatch|^_(push|pop)_?\w*mode|^_disa
                        r"^_(Exclude|Include)DispatchKeyGuard$|^redispatch$|^_set_torch_function_mode$|"
                        r"^load_inline$|^_python_dispatch$|^cpp_extension$")
 RAW_MEMORY = ("ctypes", "_ctypes", "cffi")
-PROC_MEMORY = re.compile(r"/proc/[^'\"\s]*/mem\b|/dev/k?mem\b")
+PROC_MEMORY = re.compile(r"/proc/(self|thread-self|\d+)(/task/\d+)?/mem\b|/dev/k?mem\b")  # linear: no backtracking
 PYTHON_CELL_MAGICS = {"capture", "time", "timeit", "prun", "debug"}  # their body is Python that runs
 DYNAMIC_CODE = {"exec", "eval", "compile", "__import__"}
 
@@ -227,7 +227,17 @@ def _canonical(name: str) -> str:
 
 
 def _constant(node) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+    """The string ``node`` always is: a constant, or constants joined (``"tb_" + "frame"``, ``f"{'_get'}frame"``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _constant(node.left), _constant(node.right)
+        return left + right if left is not None and right is not None else None
+    if isinstance(node, ast.JoinedStr):
+        parts = [_constant(v.value) if isinstance(v, ast.FormattedValue) and not v.format_spec and v.conversion == -1
+                 else _constant(v) for v in node.values]
+        return "".join(parts) if all(p is not None for p in parts) else None
+    return None
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:
@@ -290,6 +300,9 @@ def _targets(node: ast.AST) -> list[ast.AST]:
         else:
             flat.append(target)
     return flat
+
+
+_WHY_NAME = "a frame, the shell's internals, a tracer or a switch of the grader's watch"
 
 
 def tampering(tree: ast.AST, names: Names) -> list[Tamper]:
@@ -363,13 +376,27 @@ def tampering(tree: ast.AST, names: Names) -> list[Tamper]:
                     hit = _written(f"{q}.{name}" if name else f"{q}.*")
                     if hit:
                         add(node, *hit)
+            elif callee in ("getattr", "hasattr") and len(node.args) > 1 and _constant(node.args[1]) is not None:
+                name = _constant(node.args[1])  # a name joined from strings is the name: getattr(tb, "tb_" + "frame")
+                if name in FRAME_ATTRIBUTES or name in IPYTHON_WORDS or WATCH_OFF.match(name) or \
+                        name in {q.rsplit(".", 1)[-1] for q in FRAME_FUNCTIONS | TRACERS}:
+                    add(node, f"uses {name} by name: {_WHY_NAME}", "frames")
+                for q in names.resolve(node.args[0]):
+                    hit = _reached(f"{q}.{name}")
+                    if hit:
+                        add(node, *hit)
             elif callee in ("getattr", "vars") and node.args and (callee == "vars" or (len(node.args) > 1 and
                                                                    _constant(node.args[1]) is None)):
                 for q in names.resolve(node.args[0]):
                     if _under(q, WRITABLE_NEVER + GRADING + ("sys", "get_ipython()")):
                         add(node, f"reaches attributes of {q}, chosen at run time (grading runs through them)",
                             "grading" if q.startswith("seglab") else "shell")
-            elif callee in DYNAMIC_CODE and callee not in own and node.args and _constant(node.args[0]) is None:
+            elif callee in ("__import__",) or "importlib.import_module" in names.resolve(func):
+                for module in names.resolve(node):  # importlib.import_module("torch.utils." + "_python_dispatch")
+                    hit = _reached(module)
+                    if hit:
+                        add(node, *hit)
+            if callee in DYNAMIC_CODE and callee not in own and node.args and _constant(node.args[0]) is None:
                 add(node, f"runs code made at run time with {callee}() (checked again when it runs)", "review",
                     refused=False)
             if isinstance(func, ast.Attribute) and func.attr in MUTATORS:

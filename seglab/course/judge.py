@@ -9,8 +9,9 @@ from typing import NamedTuple
 
 from seglab.checks import Exercise, score
 from seglab.checks.borrowed import copied_reference, names_used
+from seglab.checks.fingerprint import TooDeep
 from seglab.course.graded import GradedCell
-from seglab.course.needed import needed_cells
+from seglab.course.needed import defining_code, definitions, needed_cells
 from seglab.course.plan import Plan
 from seglab.course.results import Run
 
@@ -56,6 +57,20 @@ def _depended_on(attempt: Attempt, grade_id: str) -> set[int] | None:
     return None if needed is None else needed - {len(sources)}
 
 
+def _made_of(attempt: Attempt, grade_id: str, reads: set[int]) -> str | None:
+    """The student's code that defines what the check ``grade_id`` calls, with the helpers, imports and aliases it
+    reads (:func:`seglab.course.needed.defining_code`), from the answer cells and the cells in ``reads``;
+    ``None`` when none is found or the code is too deep to read."""
+    plan = attempt.plan
+    positions = (reads & attempt.student_code) | set(plan.answers.get(attempt.official[grade_id].exercise_id, []))
+    try:
+        cells = {p: definitions(plan.cells[p].get("source", "")) for p in positions
+                 if plan.cells[p].get("cell_type") == "code"}
+        return defining_code(plan, attempt.official[grade_id].objects, plan.checks.get(grade_id), cells)
+    except (TooDeep, RecursionError, MemoryError):
+        return None
+
+
 def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
     """A verdict per check of ``attempt`` from what ``run`` returned."""
     # a pasted copy of seglab's code counts wherever it stands, another exercise's answer cell included (an
@@ -70,7 +85,11 @@ def judge(attempt: Attempt, run: Run) -> dict[str, Verdict]:
         depended = _depended_on(attempt, gid)
         reads = run.ran if depended is None else run.ran & depended
         own = [attempt.plan.cells[p].source for p in sorted((reads & attempt.student_code) - attempt.answer_cells)]
-        used = names_used("\n".join([answer, *own]), spec.off_limits.names)  # (unparsable: names searched as text)
+        # ... and in them, only the code the checked functions are made of (a comparison with seglab's reference
+        # printed beside the answer is no part of it); where that cannot be told, the cells as a whole
+        made_of = _made_of(attempt, gid, reads)
+        used = names_used(made_of if made_of is not None else "\n".join([answer, *own]),
+                          spec.off_limits.names)  # (unparsable: names searched as text)
         # cell by cell: a cell that does not parse (it fails when it runs, too) hides no copy in the others
         copied = next(filter(None, (copied_reference(source, spec.off_limits) for source in (answer, *every))), None)
         outcome = run.outcomes[gid]

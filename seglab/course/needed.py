@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 
-__all__ = ["needed_cells"]
+from seglab.checks.fingerprint import TooDeep
+
+__all__ = ["defining_code", "definitions", "needed_cells"]
 
 OPAQUE_CALLS = {"exec", "eval", "globals", "locals", "vars", "get_ipython", "__import__", "compile"}
 # line magics that bind no name of the notebook's (``%time`` and ``%timeit`` run a statement: opaque); ``!``
@@ -198,3 +201,62 @@ def needed_cells(sources: list[str], targets: set[int], *, trusted: set[int] = f
             needed.add(index)
             wanted |= reads
     return needed
+
+
+# --- the code that defines what a check calls (the judge reads off-limits names there; similarity compares it)
+
+MAGIC = re.compile(r"^\s*[%!]")  # a line magic or shell command: not Python, blanked before parsing
+
+
+def definitions(source: str) -> list[tuple[set[str], set[str], str]]:
+    """``(names bound, names read, source)`` of each top-level definition in a cell: a function, a class, an
+    assignment to names (``conv_output_size = mine``) or an import, decorators included. A cell that does not
+    parse defines nothing; one nested too deeply to read raises :class:`seglab.checks.fingerprint.TooDeep`."""
+    python = "\n".join("" if MAGIC.match(line) else line for line in source.split("\n"))
+    try:
+        tree = ast.parse(python)
+    except (SyntaxError, ValueError):
+        return []
+    except (RecursionError, MemoryError):
+        raise TooDeep("nested too deeply for Python to read") from None
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = {node.name}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound = {alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound = {target.id for target in targets if isinstance(target, ast.Name)}
+        else:
+            continue
+        if bound:
+            read = {name.id for name in ast.walk(node) if isinstance(name, ast.Name)}
+            code = [f"@{ast.get_source_segment(python, d)}" for d in getattr(node, "decorator_list", [])]
+            found.append((bound, read, "\n".join([*code, ast.get_source_segment(python, node) or ""])))
+    return found
+
+
+def defining_code(plan, objects: tuple[str, ...], before: int | None,
+                   cells: dict[int, list[tuple[set[str], set[str], str]]]) -> str | None:
+    """The student's code that defines ``objects`` as the check at position ``before`` finds them (the last
+    definition in an earlier cell; ``None``: the check was deleted and runs last), and the definitions of the
+    student's names that code reads (helpers), wherever they stand in the student's cells; ``None``: none is
+    defined. ``cells``: the definitions of each of the student's code cells, by position."""
+    live: dict[str, tuple[tuple[int, int], set[str], str]] = {}
+    for position in sorted(cells):
+        if before is None or position < before:
+            for order, (bound, read, code) in enumerate(cells[position]):
+                for name in bound:
+                    live[name] = ((position, order), read, code)
+    chosen: dict[tuple[int, int], str] = {}
+    todo, seen = list(objects), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in live:
+            continue
+        seen.add(name)
+        where, read, code = live[name]
+        chosen[where] = code
+        todo += read
+    return "\n\n".join(code for _, code in sorted(chosen.items())) if chosen else None

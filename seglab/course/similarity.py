@@ -21,8 +21,6 @@ sum) is left out of the comparison and listed for its student (:attr:`Comparison
 
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +28,9 @@ import nbformat
 
 from seglab.checks.fingerprint import TooDeep, fingerprints, normalise
 from seglab.course.graded import check_call
+from seglab.course.needed import defining_code, definitions
 from seglab.course.notebooks import course_notebooks, nbgrader
-from seglab.course.plan import Plan, Release, identify, released_as
+from seglab.course.plan import Release, identify, released_as
 from seglab.course.submissions import collect, parse_submission
 
 __all__ = ["Comparison", "Pair", "compare", "report_html", "seglab_copies", "similar_pairs"]
@@ -54,36 +53,6 @@ class Pair:
     cells: dict[str, tuple[str, str]] = field(default_factory=dict)  # exercise: (a's code, b's code)
 
 
-MAGIC = re.compile(r"^\s*[%!]")  # a line magic or shell command: not Python, blanked before parsing
-
-
-def _statements(source: str) -> list[tuple[set[str], set[str], str]]:
-    """``(names bound, names read, source)`` of each top-level definition in a cell: a function, a class, or an
-    assignment to names (``conv_output_size = mine``), decorators included. A cell that does not parse defines
-    nothing; one nested too deeply to read raises :class:`seglab.checks.fingerprint.TooDeep`."""
-    python = "\n".join("" if MAGIC.match(line) else line for line in source.split("\n"))
-    try:
-        tree = ast.parse(python)
-    except (SyntaxError, ValueError):
-        return []
-    except (RecursionError, MemoryError):
-        raise TooDeep("nested too deeply for Python to read") from None
-    found = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound = {node.name}
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            bound = {target.id for target in targets if isinstance(target, ast.Name)}
-        else:
-            continue
-        if bound:
-            read = {name.id for name in ast.walk(node) if isinstance(name, ast.Name)}
-            code = [f"@{ast.get_source_segment(python, d)}" for d in getattr(node, "decorator_list", [])]
-            found.append((bound, read, "\n".join([*code, ast.get_source_segment(python, node) or ""])))
-    return found
-
-
 def _checked(release: Release) -> dict[str, tuple[str, tuple[str, ...]]]:
     """``{exercise: (its check's grade_id, the names it checks)}`` from the released check cells
     (``check_unet_sizes(unet_output_size, unet_input_size)``: the check calls both functions)."""
@@ -95,31 +64,6 @@ def _checked(release: Release) -> dict[str, tuple[str, tuple[str, ...]]]:
             continue
         found[exercise] = (grade_id, objects)
     return found
-
-
-def _defining_code(plan: Plan, objects: tuple[str, ...], before: int | None,
-                   cells: dict[int, list[tuple[set[str], set[str], str]]]) -> str | None:
-    """The student's code that defines ``objects`` as the check at position ``before`` finds them (the last
-    definition in an earlier cell; ``None``: the check was deleted and runs last), and the definitions of the
-    student's names that code reads (helpers), wherever they stand in the student's cells; ``None``: none is
-    defined. ``cells``: the definitions of each of the student's code cells, by position."""
-    live: dict[str, tuple[tuple[int, int], set[str], str]] = {}
-    for position in sorted(cells):
-        if before is None or position < before:
-            for order, (bound, read, code) in enumerate(cells[position]):
-                for name in bound:
-                    live[name] = ((position, order), read, code)
-    chosen: dict[tuple[int, int], str] = {}
-    todo, seen = list(objects), set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in live:
-            continue
-        seen.add(name)
-        where, read, code = live[name]
-        chosen[where] = code
-        todo += read
-    return "\n\n".join(code for _, code in sorted(chosen.items())) if chosen else None
 
 
 def _answers(path: Path, notebooks_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
@@ -152,7 +96,7 @@ def _answers(path: Path, notebooks_dir: Path) -> tuple[dict[str, dict[str, str]]
         cells = {}
         for position in sorted(plan.student_code()):
             try:
-                cells[position] = _statements(plan.cells[position].get("source", ""))
+                cells[position] = definitions(plan.cells[position].get("source", ""))
             except TooDeep as error:
                 unread.setdefault(submission.student, []).append(
                     f"{label}, cell {position + 1}: {error}; left out of the comparison")
@@ -160,7 +104,7 @@ def _answers(path: Path, notebooks_dir: Path) -> tuple[dict[str, dict[str, str]]
             if plan.release.cells[index].cell_type != "code":
                 continue
             check, objects = checked[plan.release.name].get(grade_id, (None, ()))
-            code = _defining_code(plan, objects, plan.checks.get(check), cells) if objects else None
+            code = defining_code(plan, objects, plan.checks.get(check), cells) if objects else None
             if code is None and plan.answers.get(grade_id):
                 code = plan.answer_source(grade_id)
             if code:
