@@ -1,5 +1,6 @@
 """Checks for notebook 01, convolution arithmetic. PyTorch's layers are the oracle: the output
-size is whatever ``F.conv2d``, ``F.conv_transpose2d`` or ``F.max_pool2d`` actually produce."""
+size is whatever ``F.conv2d``, ``F.conv_transpose2d`` or ``F.max_pool2d`` actually produce (on the
+``meta`` device, which computes the shape by PyTorch's own rules and allocates nothing)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,45 @@ def _torch_size(run) -> int | None:
         return None
 
 
-def _conv(i, k, s, p, d):
-    return _torch_size(lambda: F.conv2d(torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1),
-                                        padding=(p, 0), dilation=(d, 1)))
+def _column(size: int, device: str) -> torch.Tensor:
+    """A (1, 1, size, 1) tensor: one axis of a 2-D layer. On ``meta`` it holds no data, so any size is free."""
+    return torch.zeros(1, 1, size, 1, device=device)
+
+
+def _conv(i, k, s, p, d, device="meta"):
+    return _torch_size(lambda: F.conv2d(_column(i, device), _column(k, device), stride=(s, 1), padding=(p, 0),
+                                        dilation=(d, 1)))
+
+
+def _pool(i, k, stride, p, ceil_mode, device="meta"):
+    return _torch_size(lambda: F.max_pool2d(_column(i, device), (k, 1), stride=(stride, 1), padding=(p, 0),
+                                            ceil_mode=ceil_mode))
+
+
+def _conv_transposed(i, k, s, p, d, op, device="meta"):
+    return _torch_size(lambda: F.conv_transpose2d(_column(i, device), _column(k, device), stride=(s, 1),
+                                                  padding=(p, 0), output_padding=(op, 0), dilation=(d, 1)))
+
+
+# --- cases from a space too large to tabulate ----------------------------------------------------------------
+# The watch sees only what runs while the answer is called: a table of every case the check can draw, filled in an
+# earlier cell by the very layer the exercise forbids, would pass it. So every second random case comes from a
+# space far too large for such a table (input sizes up to 10^6, kernel sizes, strides, paddings and dilations up
+# to a few hundred: some 10^15 cases), log-uniform so that small values stay as likely as large ones. The oracle is
+# still PyTorch, on the meta device (above). The covering cases stay small, so a hint usually shows one of them.
+
+LARGE_SIZE = 10 ** 6  # the largest input size
+LARGE_PARAMETER = 300  # the largest kernel size, stride, padding and dilation
+
+
+def log_uniform(rng: random.Random, low: int, high: int) -> int:
+    """An integer in [low, high] whose logarithm is uniform (for [1, 10^6]: as many below 10 as between 10^5 and
+    10^6)."""
+    return min(high, int(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
+
+
+def _large_parameter(rng: random.Random, low: int) -> int:
+    return log_uniform(rng, low + 1, LARGE_PARAMETER + 1) - 1  # low (0 or 1) up to LARGE_PARAMETER
 
 
 def _as_int(value, case: str) -> int:
@@ -47,14 +84,16 @@ SIZE_RULES = OffLimits(
 
 # --- the public check's cases: every typical mistake meets a case that shows it ----------------------------
 
-def _covering_cases(rng: random.Random, n: int, draw, judge, keys: tuple[str, ...], mistakes, first=()) -> list[dict]:
+def _covering_cases(rng: random.Random, n: int, draw, judge, keys: tuple[str, ...], mistakes, first=(),
+                    large=None) -> list[dict]:
     """``n`` cases: ``first``, then for each typical mistake one case that it gets wrong (and whose hint names
     it), then random ones. So the student's check (and every hidden one) tells each mistake apart for every
     seed: a wrong answer never passes by chance.
 
     ``draw(rng)`` is one random case (or ``None``); ``mistakes`` are ``(answer, hint, condition)``: ``answer``
     takes the case's ``keys`` as a student's function does, the case must meet ``condition`` and the judge's
-    hint for the wrong answer must contain ``hint`` (``""``: any hint).
+    hint for the wrong answer must contain ``hint`` (``""``: any hint). ``large(rng)``, when given, draws every
+    second random case, from a space too large to tabulate (the covering cases stay small and readable).
     """
     cases = list(first)
     for answer, hint, condition in mistakes:
@@ -73,7 +112,7 @@ def _covering_cases(rng: random.Random, n: int, draw, judge, keys: tuple[str, ..
         else:  # pragma: no cover - the tests draw these cases for many seeds
             raise RuntimeError(f"no case tells the mistake {answer} apart")
     while len(cases) < n:
-        case = draw(rng)
+        case = (large if large is not None and len(cases) % 2 else draw)(rng)
         if case is not None:
             cases.append(case)
     return cases[:n]
@@ -85,10 +124,18 @@ def _any(case: dict) -> bool:
 
 # --- convolution output size ---------------------------------------------------------------------------------
 
-def _conv_draw(rng: random.Random) -> dict | None:
-    i, k, s, p, d = rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4), rng.randint(0, 3), rng.randint(1, 3)
+def _conv_case(i, k, s, p, d) -> dict | None:
     truth = _conv(i, k, s, p, d)
     return None if truth is None else {"i": i, "k": k, "s": s, "p": p, "d": d, "_truth": truth}
+
+
+def _conv_draw(rng: random.Random) -> dict | None:
+    return _conv_case(rng.randint(1, 40), rng.randint(1, 7), rng.randint(1, 4), rng.randint(0, 3), rng.randint(1, 3))
+
+
+def _conv_draw_large(rng: random.Random) -> dict | None:
+    return _conv_case(log_uniform(rng, 1, LARGE_SIZE), _large_parameter(rng, 1), _large_parameter(rng, 1),
+                      _large_parameter(rng, 0), _large_parameter(rng, 1))
 
 
 def _span(k, d):
@@ -108,7 +155,8 @@ _CONV_MISTAKES = (  # answer(i, k, s, p, d), the hint it gets, a condition on th
 
 
 def _conv_cases(rng: random.Random, n: int) -> list[dict]:
-    return _covering_cases(rng, n, _conv_draw, _conv_judge, ("i", "k", "s", "p", "d"), _CONV_MISTAKES)
+    return _covering_cases(rng, n, _conv_draw, _conv_judge, ("i", "k", "s", "p", "d"), _CONV_MISTAKES,
+                           large=_conv_draw_large)
 
 
 def _conv_call(case: dict, fn):
@@ -151,16 +199,22 @@ def check_conv_output_size(fn, cases: int = 30, seed: int | None = None):
 
 # --- pooling output size -------------------------------------------------------------------------------------
 
-def _pool_draw(rng: random.Random) -> dict | None:
-    i, k = rng.randint(2, 40), rng.randint(2, 5)
-    s, p, ceil_mode = rng.randint(1, 4), rng.randint(0, k // 2), rng.random() < 0.5
-    stride_given = rng.random() < 0.7
-    stride = s if stride_given else k
-    truth = _torch_size(lambda: F.max_pool2d(torch.zeros(1, 1, i, 1), (k, 1), stride=(stride, 1), padding=(p, 0),
-                                             ceil_mode=ceil_mode))
+def _pool_case(rng: random.Random, i, k, s) -> dict | None:
+    """A case with these sizes, a random padding (PyTorch allows at most k // 2), ceil_mode, and s given or not."""
+    p, ceil_mode, stride_given = rng.randint(0, k // 2), rng.random() < 0.5, rng.random() < 0.7
+    truth = _pool(i, k, s if stride_given else k, p, ceil_mode)
     if truth is None:
         return None
     return {"i": i, "k": k, "s": s if stride_given else None, "p": p, "ceil_mode": ceil_mode, "_truth": truth}
+
+
+def _pool_draw(rng: random.Random) -> dict | None:
+    i, k = rng.randint(2, 40), rng.randint(2, 5)
+    return _pool_case(rng, i, k, rng.randint(1, 4))
+
+
+def _pool_draw_large(rng: random.Random) -> dict | None:
+    return _pool_case(rng, log_uniform(rng, 2, LARGE_SIZE), _large_parameter(rng, 1), _large_parameter(rng, 1))
 
 
 def _pool_rule(i, k, s, p, ceil_mode, *, padding=2, end="i+p", rule=">=", floor=False, none_stride=None):
@@ -191,7 +245,8 @@ _POOL_MISTAKES = (  # the first: the case a hint for the last-window rule shows 
 
 
 def _pool_cases(rng: random.Random, n: int) -> list[dict]:
-    return _covering_cases(rng, n, _pool_draw, _pool_judge, ("i", "k", "s", "p", "ceil_mode"), _POOL_MISTAKES)
+    return _covering_cases(rng, n, _pool_draw, _pool_judge, ("i", "k", "s", "p", "ceil_mode"), _POOL_MISTAKES,
+                           large=_pool_draw_large)
 
 
 def _pool_call(case: dict, fn):
@@ -235,15 +290,23 @@ def check_pool_output_size(fn, cases: int = 30, seed: int | None = None):
 
 # --- transposed convolution output size ---------------------------------------------------------------------
 
-def _transposed_draw(rng: random.Random) -> dict | None:
-    i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
-    p, d = rng.randint(0, 2), rng.randint(1, 2)
+def _transposed_case(rng: random.Random, i, k, s, p, d) -> dict | None:
+    """A case with these sizes and a random output_padding (PyTorch allows less than max(s, d))."""
     op = rng.randint(0, max(s, d) - 1)
-    truth = _torch_size(lambda: F.conv_transpose2d(torch.zeros(1, 1, i, 1), torch.zeros(1, 1, k, 1), stride=(s, 1),
-                                                   padding=(p, 0), output_padding=(op, 0), dilation=(d, 1)))
+    truth = _conv_transposed(i, k, s, p, d, op)
     if truth is None or truth < 1:
         return None
     return {"i": i, "k": k, "s": s, "p": p, "d": d, "output_padding": op, "_truth": truth}
+
+
+def _transposed_draw(rng: random.Random) -> dict | None:
+    i, k, s = rng.randint(1, 20), rng.randint(1, 6), rng.randint(1, 4)
+    return _transposed_case(rng, i, k, s, rng.randint(0, 2), rng.randint(1, 2))
+
+
+def _transposed_draw_large(rng: random.Random) -> dict | None:
+    return _transposed_case(rng, log_uniform(rng, 1, LARGE_SIZE), _large_parameter(rng, 1), _large_parameter(rng, 1),
+                            _large_parameter(rng, 0), _large_parameter(rng, 1))
 
 
 def _transposed(i, k, s, p, d, op):
@@ -265,7 +328,7 @@ _TRANSPOSED_MISTAKES = (  # answer(i, k, s, p, d, output_padding), the hint it g
 
 def _transposed_cases(rng: random.Random, n: int) -> list[dict]:
     return _covering_cases(rng, n, _transposed_draw, _transposed_judge, ("i", "k", "s", "p", "d", "output_padding"),
-                           _TRANSPOSED_MISTAKES)
+                           _TRANSPOSED_MISTAKES, large=_transposed_draw_large)
 
 
 def _transposed_call(case: dict, fn):
@@ -366,7 +429,10 @@ def _footprint(layers) -> tuple[int, float]:
 # --- receptive field ----------------------------------------------------------------------------------------
 
 def _receptive_draw(rng: random.Random) -> dict:
-    """A random stack with its size and jump by the formula (the cases kept are measured: :func:`_measured`)."""
+    """A random stack with its size and jump by the formula (the cases kept are measured: :func:`_measured`).
+
+    Its space is already too large to tabulate: 91 kinds of layer (:func:`random_stack`), up to six of them,
+    some 5·10^11 stacks."""
     stack = random_stack(rng)
     layers = [[k, s, p, d] for _, k, s, p, d in stack]
     size, jump = _receptive_formula(layers)

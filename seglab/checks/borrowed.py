@@ -1,8 +1,9 @@
 """Borrowed answers: an exercise's answer must not be, wrap or call what the exercise asks to write.
 
 Each exercise declares what is off-limits (:class:`OffLimits`): seglab's own reference code (matched
-by source file and qualified name, so a saved reference is still recognised, and by its normalised
-source, so a pasted or renamed copy is too: :func:`copied_reference`), PyTorch operators (matched
+by source file and qualified name, so a saved reference is still recognised; by its compiled code, so a
+copy of its module under another name or its source compiled as another file is too; and by its
+normalised source, so a pasted or renamed copy is too: :func:`copied_reference`), PyTorch operators (matched
 where every PyTorch call ends up, the ATen dispatcher, so ``F.conv_transpose2d``,
 ``nn.ConvTranspose2d`` and ``torch.ops.aten.convolution(..., transposed=True)`` look alike; the
 families below name every operator that computes a convolution, a pooling, an interpolation ...) and
@@ -22,10 +23,12 @@ import ast
 import contextlib
 import copy
 import functools
+import importlib
 import inspect
 import os
 import sys
 import threading
+import types
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,12 +126,112 @@ class OffLimits:
         return "*" in self.ops
 
 
-def _code_patterns(specs: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    patterns = []
+# --- seglab's reference code, known by its place and by its code -------------------------------------------------
+# A running function is the reference when its file and qualified name are the reference's, or when its code is:
+# a copy of seglab/arithmetic.py imported under another name, or its source compiled as "other.py", runs the very
+# same bytecode from another file. A code object's identity leaves out its file, line numbers and names (its own and
+# its nested functions'): the bytecode, the constants (a nested function's code the same way, the docstring too),
+# the names it reads, its variables and its signature's shape. The reference's identities are computed once per
+# spec; a running code object's is computed once (cached by id, for as long as the code object lives), so the
+# profile hook costs a dictionary look-up per call.
+
+# Flags that say what kind of function it is; the others record how it was compiled (a future import, nesting).
+_KIND_FLAGS = (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS | inspect.CO_GENERATOR | inspect.CO_COROUTINE
+               | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE)
+# A reference without a docstring and with less bytecode than this (a one-line method: `return F.interpolate(...)`)
+# is too short to tell from an honest answer's code: it is known by its place only (what it calls is still known).
+MIN_CODE_BYTES = 100
+
+
+def _constant(value):
+    """A constant of a code object as part of an identity: nested code by its identity, 1, 1.0 and True apart."""
+    if isinstance(value, types.CodeType):
+        return ("code", _identity(value))
+    if isinstance(value, (tuple, frozenset)):
+        items = tuple(_constant(item) for item in value)
+        return (type(value).__name__, items if isinstance(value, tuple) else tuple(sorted(items, key=repr)))
+    return (type(value).__name__, value)
+
+
+def _identity(code: types.CodeType) -> tuple:
+    """What a code object computes, apart from where it was compiled (file, lines) and the names it is known by."""
+    return (code.co_code, code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+            code.co_flags & _KIND_FLAGS, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+            tuple(_constant(value) for value in code.co_consts))
+
+
+_CODE_KEYS: dict[int, tuple[weakref.ref, int]] = {}  # id of a code object: (a weak reference to it, its key)
+
+
+def _forget(ident: int, reference: weakref.ref) -> None:
+    if _CODE_KEYS.get(ident, (None,))[0] is reference:  # (not a newer code object's entry at a reused id)
+        _CODE_KEYS.pop(ident, None)
+
+
+def _code_key(code: types.CodeType) -> int:
+    """The hash of the code object's identity, computed once per code object."""
+    known = _CODE_KEYS.get(id(code))
+    if known is not None and known[0]() is code:
+        return known[1]
+    key = hash(_identity(code))
+    _CODE_KEYS[id(code)] = (weakref.ref(code, functools.partial(_forget, id(code))), key)
+    return key
+
+
+def _functions(value) -> list:
+    """The functions that a module attribute is: itself, or a class's methods (properties' too, nested classes')."""
+    if isinstance(value, type):
+        return [function for member in vars(value).values() for function in _functions(member)]
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [function for function in (value.fget, value.fset, value.fdel) if function is not None]
+    try:
+        value = inspect.unwrap(value)  # a decorated function runs the code it wraps
+    except ValueError:
+        return []
+    return [value] if isinstance(getattr(value, "__code__", None), types.CodeType) else []
+
+
+@functools.cache
+def _reference_codes(spec: str) -> tuple[tuple[tuple, int], ...]:
+    """``(identity, key)`` of each function that an off-limits spec names: the code seglab's module itself runs
+    (code generated from a string, as a dataclass's ``__init__``, is left out: a student's class with the same
+    fields has the same)."""
+    path, _, qualname = spec.partition(":")
+    try:
+        value = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        for name in qualname.removesuffix(".*").split("."):
+            value = getattr(value, name)
+    except (ImportError, AttributeError):
+        return ()
+    found = []
+    for function in _functions(value):
+        code = function.__code__
+        if code.co_filename.replace("\\", "/").endswith("/" + path) and (
+                function.__doc__ is not None or len(code.co_code) >= MIN_CODE_BYTES):
+            identity = _identity(code)
+            found.append((identity, hash(identity)))
+    return tuple(found)
+
+
+class _Patterns(tuple):
+    """``(path, qualified name, label)`` of each off-limits spec, and in ``codes`` the labels of the reference's code
+    identities, by key (a key's several identities, in case two hashes meet)."""
+
+    codes: dict[int, tuple[tuple[tuple, str], ...]]
+
+
+def _code_patterns(specs: tuple[str, ...]) -> _Patterns:
+    places, codes = [], {}
     for spec in specs:
         path, _, qualname = spec.partition(":")
         label = path.removesuffix(".py").replace("/", ".") + "." + qualname.removesuffix(".*")
-        patterns.append((path, qualname, label))
+        places.append((path, qualname, label))
+        for identity, key in _reference_codes(spec):
+            codes[key] = (*codes.get(key, ()), (identity, label))
+    patterns = _Patterns(places)
+    patterns.codes = codes
     return patterns
 
 
@@ -139,6 +242,11 @@ def _matches(code, patterns) -> str | None:
         if filename.endswith("/" + path) and (
                 qualname == wanted or (wanted.endswith(".*") and qualname.startswith(wanted[:-1]))):
             return label
+    codes = getattr(patterns, "codes", None)
+    same = codes.get(_code_key(code)) if codes else None
+    if same:  # (rare: a copy of the reference, or a hash that meets one's)
+        identity = _identity(code)
+        return next((label for reference, label in same if reference == identity), None)
     return None
 
 

@@ -94,16 +94,21 @@ SIZE = 1440  # 2^5 * 3^2 * 5: divided exactly by every stack here
 
 def random_layer_stack(rng: random.Random) -> list[list]:
     """A small random stack of convolutions, poolings and BatchNorm, as data for :func:`build_stack`: at
-    most four factors of 2 and two of 3 in its strides, so a 1440-pixel input is divided exactly."""
+    most four factors of 2 and two of 3 in its strides, so a 1440-pixel input is divided exactly.
+
+    The answer reads a module, so a table made beforehand would be keyed by what it prints (its layers'
+    kinds, channels, kernel sizes, strides ...): with 80 kinds of convolution (5 odd kernel sizes, "same"
+    padding, 1 to 16 output channels, strides 1 and 2) such stacks number some 10^13."""
     layers: list[list] = []
     channels, twos, threes = 1, 0, 0
     for _ in range(rng.randint(1, 6)):
         kind = rng.random()
         if kind < 0.4:
-            k, stride = rng.choice([1, 3, 5]), 2 if rng.random() < 0.3 and twos < 4 else 1
+            k, stride = rng.choice([1, 3, 5, 7, 9]), 2 if rng.random() < 0.3 and twos < 4 else 1
             twos += stride == 2
-            layers += [["conv", channels, 2, k, stride, k // 2], ["relu"]]
-            channels = 2
+            out = rng.randint(1, 16)
+            layers += [["conv", channels, out, k, stride, k // 2], ["relu"]]
+            channels = out
         elif kind < 0.8 and twos < 4:
             twos += 1
             layers.append(rng.choice([["maxpool", 2, 2], ["avgpool", 2, [2, 2]]]))

@@ -52,14 +52,22 @@ TRANSPOSED = ("conv_transpose2d", "ConvTranspose2d", "conv_transpose1d", "ConvTr
 
 # --- bilinear kernel -----------------------------------------------------------------------------------------
 
+# The answer's inputs are the kernel size and the channels: some 120 cases in all, a space that no range of
+# factors can make too large to tabulate beforehand (with seglab's kernel or an upsampling layer, in an earlier
+# cell). The factors go up to 32 all the same (a kernel of 64x64 taps); against a table the
+# names the grader looks for in the answer's source stand (``off_limits.names``).
+LARGEST_FACTOR = 32
+
+
 def _bilinear_cases(rng: random.Random, n: int) -> list[dict]:
     cases = []
     for index in range(n):
-        factor, channels = rng.choice([2, 2, 3, 4, 8]), rng.randint(1, 4)
+        factor, channels = rng.choice([2, 3, 4, 8, rng.randint(2, LARGEST_FACTOR)]), rng.randint(1, 4)
         if index < 2:  # an even and an odd kernel (their centres differ), each with several channels
             factor, channels = (2, 3)[index], rng.randint(2, 4)
+        size = (6, 7) if factor <= 8 else (3, 4)  # a large factor makes a large map of a small one: quick to judge
         cases.append({"channels": channels, "kernel_size": transposed_conv_geometry(factor)[0], "_factor": factor,
-                      "_x": randn(rng, 1, channels, 6, 7)})
+                      "_x": randn(rng, 1, channels, *size)})
     return cases
 
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import _thread
 import ast
+import gc
 import importlib
 import inspect
 import io
 import os
 import queue
 import re
+import shutil
 import sys
 import threading
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -26,8 +29,8 @@ import torch.nn.functional as F
 
 import seglab.arithmetic
 import seglab.layers
+from seglab.checks import OffLimits, exercise, exercises
 from seglab.checks import borrowed as b
-from seglab.checks import exercise, exercises
 from seglab.checks.arithmetic import (
     check_conv_output_size,
     check_pool_output_size,
@@ -36,7 +39,7 @@ from seglab.checks.arithmetic import (
 )
 from seglab.checks.borrowed import copied_reference, references_copied, watch
 from seglab.checks.fcn import check_total_stride
-from seglab.checks.unet import check_unet_sizes
+from seglab.checks.unet import check_skip_merge, check_unet_sizes
 from seglab.checks.upsampling import (
     check_bilinear_kernel,
     check_convolution_matrix,
@@ -432,6 +435,132 @@ def test_copies_are_not_confused_with_honest_code_or_other_references():
     assert copied_reference("def broken(:", exercise("conv_output_size").off_limits) is None
     pasted = disguise(_source(seglab.layers.bilinear_kernel), {"bilinear_kernel": "k"})
     assert copied_reference(pasted, exercise("conv_output_size").off_limits) is None  # not this exercise's
+
+
+# ------------------------------------------------------------------ seglab's modules run from another file
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """An empty model registry: a copy of seglab.models.unet registers its model again, under a name taken."""
+    monkeypatch.setattr(importlib.import_module("seglab.models.registry"), "MODELS", {})
+
+
+@pytest.fixture
+def module_copies(tmp_path, monkeypatch, fresh_registry):
+    """``copy(module, name)``: seglab's module copied into the working folder as ``name.py`` and imported, as
+    ``shutil.copy(seglab.arithmetic.__file__, "mymath.py"); import mymath`` does in a notebook."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = []
+
+    def copy(module, name):
+        shutil.copy(module.__file__, tmp_path / f"{name}.py")
+        names.append(name)
+        return importlib.import_module(name)
+
+    yield copy
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def compiled_elsewhere(fresh_registry):
+    """``compiled(module, name)``: a module built from seglab's source compiled as ``elsewhere.py`` (registered
+    in sys.modules, as its dataclasses need)."""
+    names = []
+
+    def compiled(module, name):
+        built = types.ModuleType(name)
+        sys.modules[name] = built
+        names.append(name)
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        exec(compile(source, "elsewhere.py", "exec"), built.__dict__)
+        return built
+
+    yield compiled
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+RUN_ELSEWHERE = [  # seglab's module, the function run, its arguments, the exercise, the reference's label
+    (seglab.arithmetic, "conv_output_size", (5, 3), "conv_output_size", "seglab.arithmetic.conv_output_size"),
+    (seglab.arithmetic, "receptive_field", ([(3, 1, 1, 1), (2, 2, 0, 1)],), "receptive_field",
+     "seglab.arithmetic.receptive_field"),
+    (unet_module, "unet_input_size", (100, 3), "unet_sizes", "seglab.models.unet.unet_input_size"),
+    (seglab.layers, "bilinear_kernel", (2, 4), "bilinear_kernel", "seglab.layers.bilinear_kernel"),
+]
+
+
+def _used(exercise_id, function, *args) -> list[str]:
+    with watch(exercise(exercise_id).off_limits) as found:
+        function(*args)
+    return found
+
+
+@pytest.mark.parametrize("module, name, args, exercise_id, label", RUN_ELSEWHERE, ids=[r[1] for r in RUN_ELSEWHERE])
+def test_a_copy_of_seglabs_module_under_another_name_is_the_reference(module_copies, module, name, args,
+                                                                       exercise_id, label):
+    copied = module_copies(module, f"my_{name}")
+    function = getattr(copied, name)
+    assert function.__code__.co_filename != getattr(module, name).__code__.co_filename  # not seglab's own file
+    assert _used(exercise_id, function, *args)[0] == label
+
+
+@pytest.mark.parametrize("module, name, args, exercise_id, label", RUN_ELSEWHERE, ids=[r[1] for r in RUN_ELSEWHERE])
+def test_seglabs_source_compiled_as_another_file_is_the_reference(compiled_elsewhere, module, name, args,
+                                                                  exercise_id, label):
+    function = getattr(compiled_elsewhere(module, f"elsewhere_{name}"), name)
+    assert function.__code__.co_filename == "elsewhere.py"
+    assert _used(exercise_id, function, *args)[0] == label
+
+
+def test_a_copied_module_gets_zero_in_the_check_and_its_classes_are_known_too(module_copies):
+    mymath = module_copies(seglab.arithmetic, "mymath")
+    assert borrowed(quiet(check_conv_output_size, mymath.conv_output_size), "seglab.arithmetic.conv_output_size")
+    mylayers = module_copies(seglab.layers, "mylayers")  # a class's methods: Skip.forward calls _align
+    result = quiet(check_skip_merge, mylayers.Skip())
+    assert borrowed(result, "seglab.layers"), result.message
+
+
+def test_a_function_of_the_students_own_with_the_references_name_is_not_the_reference():
+    namespace: dict = {}
+    exec(compile(  # the reference's name, arguments and docstring, the student's own body
+        "def conv_output_size(i, k, s=1, p=0, d=1):\n"
+        f"    {seglab.arithmetic.conv_output_size.__doc__!r}\n"
+        "    return (i + 2 * p - d * (k - 1) - 1) // s + 1\n", "<cell>", "exec"), namespace)
+    own = namespace["conv_output_size"]
+    assert own.__doc__ == seglab.arithmetic.conv_output_size.__doc__
+    assert _used("conv_output_size", own, 5, 3) == []
+    assert quiet(check_conv_output_size, own).passed
+
+
+def test_a_one_line_reference_method_is_known_by_its_place_only():
+    """seglab's BilinearUpsample.forward is one line that an honest module may hold word for word: its code alone
+    does not make an answer the reference (what it calls, F.interpolate, is off-limits by itself)."""
+    namespace: dict = {}
+    exec("import torch.nn.functional as F\n"  # (how F is bound changes the bytecode: imported, as in seglab)
+         "from torch import nn\n"
+         "class Up(nn.Module):\n"
+         "    def forward(self, x):\n"
+         "        return F.interpolate(x, scale_factor=self.scale_factor, mode=\"bilinear\", align_corners=False)\n",
+         namespace)
+    forward = namespace["Up"].forward
+    assert b._identity(forward.__code__) == b._identity(seglab.layers.BilinearUpsample.forward.__code__)
+    with watch(OffLimits(code=("seglab/layers.py:BilinearUpsample.*",))) as found:
+        forward(types.SimpleNamespace(scale_factor=2), torch.zeros(1, 1, 2, 2))
+    assert found == []
+
+
+def test_a_code_objects_identity_is_cached_while_it_lives():
+    namespace: dict = {}
+    exec("def mine(i, k):\n    return i - k + 1\n", namespace)
+    code = namespace["mine"].__code__
+    ident = id(code)
+    assert _used("conv_output_size", namespace["mine"], 5, 3) == []
+    assert b._CODE_KEYS[ident][0]() is code and b._code_key(code) == b._CODE_KEYS[ident][1]
+    del namespace, code
+    gc.collect()
+    assert ident not in b._CODE_KEYS  # forgotten with the code object: the cache holds only live code
 
 
 # ------------------------------------------------------------------ cost
