@@ -202,6 +202,72 @@ def _fake(ex, objects, cases):
 [vars][0](_module)["run_answer"] = _fake
 def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
     return 0""",
+    # round four (a helper's attack on the new design): a table of every case the old check drew, computed with
+    # the forbidden operator in an earlier cell (the cases now come from a space far too large to tabulate)
+    "table": """import torch.nn.functional as F
+_T = {}
+for _i in range(1, 45):
+    for _k in range(1, 7):
+        for _s in [None, 1, 2, 3, 4]:
+            for _p in range(0, _k // 2 + 1):
+                for _c in (False, True):
+                    try:
+                        _T[_i, _k, _s, _p, _c] = F.max_pool2d(torch.zeros(1, 1, _i, 1), (_k, 1), stride=(_s or _k, 1),
+                                                             padding=(_p, 0), ceil_mode=_c).shape[-2]
+                    except RuntimeError:
+                        pass
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return _T[i, k, s, p, bool(ceil_mode)]""",
+    # the watch of operators switched off by names joined from strings
+    "dispatchoff": """import importlib
+import torch.nn.functional as F
+_pd = importlib.import_module("torch.utils." + "_python" + "_dispatch")
+_off = getattr(_pd, "_disable" + "_current_modes")
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    with _off():
+        return int(F.max_pool2d(torch.zeros(1, 1, i, 1), (k, 1), stride=(s or k, 1), padding=(p, 0),
+                                ceil_mode=ceil_mode).shape[-2])""",
+    # the watch's findings cleared through the frames of a traceback, reached by joined names
+    "framer": """import torch.nn.functional as F
+def _frames():
+    try:
+        raise KeyError
+    except KeyError as e:
+        frame = getattr(e.__traceback__, "tb_" + "frame")
+    while frame is not None:
+        yield frame
+        frame = getattr(frame, "f_" + "back")
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    out = F.max_pool2d(torch.zeros(1, 1, i, 1), (k, 1), stride=(s or k, 1), padding=(p, 0), ceil_mode=ceil_mode)
+    for frame in _frames():
+        for name in ("borrowed", "found"):
+            if isinstance(getattr(frame, "f_" + "locals").get(name), list):
+                getattr(frame, "f_" + "locals")[name].clear()
+    return int(out.shape[-2])""",
+    # seglab's reference under another file name and qualified name (its code is the same)
+    "renamer": """import types, importlib
+_A = importlib.import_module("seglab." + "arith" + "metic")
+_f = _A.pool_output_size
+_ref = types.FunctionType(_f.__code__.replace(co_filename="/tmp/mine.py", co_qualname="mine"), vars(_A), "mine",
+                          _f.__defaults__)
+_ref.__kwdefaults__ = _f.__kwdefaults__
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    return _ref(i, k, s, p, ceil_mode=ceil_mode)""",
+    # the work handed to a loop of PyTorch's own (DataLoader's pin-memory thread) that calls what it is given
+    "pinner": """import threading, queue
+import torch.nn.functional as F
+from torch.utils.data._utils.pin_memory import _pin_memory_loop
+_inq, _outq, _done = queue.Queue(), queue.Queue(), threading.Event()
+threading.Thread(target=_pin_memory_loop, args=(_inq, _outq, -1, _done, "cpu"), daemon=True).start()
+class _Job:
+    def __init__(self, args):
+        self.args = args
+    def pin_memory(self):
+        i, k, s, p, c = self.args
+        return F.max_pool2d(torch.zeros(1, 1, i, 1), (k, 1), stride=(s or k, 1), padding=(p, 0), ceil_mode=c).shape[-2]
+def pool_output_size(i, k, s=None, p=0, ceil_mode=False):
+    _inq.put((0, _Job((i, k, s, p, ceil_mode))))
+    return int(_outq.get(timeout=10)[1])""",
     # tampering made at run time: exec of a string the scan cannot read (scanned when it is compiled)
     "execer": """exec("import IPython.display as d\\nd.display = lambda *a, **k: None")
 def pool_output_size(i, k, s=None, p=0, ceil_mode=False):

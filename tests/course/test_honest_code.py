@@ -61,6 +61,11 @@ def honest_class(tmp_path_factory):
     folder = tmp_path_factory.mktemp("honest")
     for number in range(BATCHES):
         nbformat.write(_submission(number), folder / f"student{number}.ipynb")
+    comparer = _submission(0)  # the notebook's own habit (its cell after exercise 1), inside the answer cell
+    answer = by_grade_id(comparer, "pool_output_size")
+    answer.source += ("\n\nfrom seglab.arithmetic import pool_output_size as reference_pool_output_size\n"
+                      "print(pool_output_size(5, 2), reference_pool_output_size(5, 2))\n")
+    nbformat.write(comparer, folder / "comparer.ipynb")
     out = folder.parent / "honest.csv"
     code = main(["grade", "run", str(folder), "--out", str(out), "--solutions", str(SOLUTIONS), "--workers", "2",
                  "--seed", "31", "--timeout", "60", "--total-timeout", "600", "--no-progress"])
@@ -81,3 +86,10 @@ def test_every_idiom_keeps_full_points_at_grading_and_in_seglab_check(honest_cla
     assert check.refused == [] and check.errors == [], (idioms, check.refused, check.errors)
     assert {s.exercise: s.status for s in check.exercises if s.points is not None} == {
         f"check_{name}": "passed" for name in ANSWERS}, (idioms, check.exercises)
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap: tools/install-system-packages")
+def test_comparing_with_seglabs_reference_beside_the_answer_keeps_its_points(honest_class):
+    """The off-limits names are read in the code the checked function is made of, not in the lines beside it."""
+    rows = [r for r in honest_class["rows"] if r["student"] == "comparer" and r["points"] != ""]
+    assert rows and all(float(r["points"]) == float(r["max"]) for r in rows), [r["message"] for r in rows]
