@@ -52,7 +52,8 @@ def _released(name: str) -> list:
     ("import seglab.checks as c\nc.probe.probe = lambda *a: None", "changes seglab.checks.probe.probe"),
     ("from seglab import checks\nchecks.borrowed.watch = None", "changes seglab.checks.borrowed.watch"),
     ("import seglab.checks.arithmetic as a\na.EXERCISES = []", "changes seglab.checks.arithmetic.EXERCISES"),
-    ("import seglab\ngetattr(seglab.checks, 'pro' + 'be')", "chosen at run time"),  # a computed name, a known object
+    ("import seglab\ngetattr(seglab.checks, 'pro' + 'be')", "reaches seglab.checks.probe"),  # a name joined
+    ("import seglab\ngetattr(seglab.checks, name)", "chosen at run time"),  # a computed name, a known object
     ("import sys\nvars(sys.modules['seglab.checks.probe'])['probe'] = f", "changes seglab.checks.probe.probe"),
     ("with torch._C._DisableTorchDispatch():\n    pass", "watch of PyTorch's operators"),
     ("from torch.utils._python_dispatch import TorchDispatchMode", "changes how PyTorch runs"),
