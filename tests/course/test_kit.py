@@ -326,10 +326,11 @@ def test_seglab_check_says_what_went_wrong(tmp_path, capsys):
 def test_seglab_check_shows_the_kernel_console_only_when_the_kernel_died(tmp_path, capfd):
     from seglab.course.selfcheck import check_notebook
 
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)")])
-    nbformat.write(notebook, tmp_path / "dies.ipynb")
-    check = check_notebook(tmp_path / "dies.ipynb", progress=False, timeout=60)
+    notebook = nbformat.read(ROOT / "notebooks" / "01_convolution_arithmetic.ipynb", as_version=4)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(
+        "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)"))
+    nbformat.write(notebook, tmp_path / "01_convolution_arithmetic.ipynb")  # a course notebook: the kit's check
+    check = check_notebook(tmp_path / "01_convolution_arithmetic.ipynb", progress=False, timeout=60)
     assert check.stop_reason and "out of memory, say" in check.stop_reason
     assert "out of memory, say" not in capfd.readouterr().err
 
