@@ -394,7 +394,7 @@ def test_what_the_scan_found_is_in_the_message(attacked):
     assert "get_ipython().events" in _messages(rows, "hooker") and "tracer" in _messages(rows, "hooker")
     assert "deeply" in _messages(rows, "expression") or "syntax nodes" in _messages(rows, "expression")
     assert "changes IPython.display.display" in _messages(rows, "shower")
-    assert "reaches seglab.checks.probe, part of the grader" in _messages(rows, "getattrer")  # 'pro' + 'be'
+    assert "changes seglab.checks.probe.run_answer" in _messages(rows, "getattrer")  # getattr(..., 'pro' + 'be')
 
 
 def test_the_run_time_guards_name_what_an_answer_used(attacked):
