@@ -8,8 +8,8 @@ Every submission goes through the stages in order, each a module of its own:
 2. **plan** (:mod:`seglab.course.plan`, :mod:`seglab.course.scan`, :mod:`seglab.course.probes`,
    :mod:`seglab.course.needed`): tell which course notebook it is and what each cell is by comparing its
    cells with the tutor's release (the tags and ``grade_id``\\ s a student can edit count for nothing); read,
-   in this process, every cell of the student's own code (a cell that hooks IPython, traces other code,
-   starts threads or processes, hides code from a reader or reaches the grading machinery never runs);
+   in this process, every cell of the student's own code (a cell that tampers with grading itself never
+   runs: :mod:`seglab.checks.tamper`; everything else runs, under the run-time guards);
    choose fresh random cases for every exercise (as many as the official check cell asks for, hidden tests
    included) and put in place of each check cell a probe that carries them; keep only the cells the answers
    and checks depend on;
